@@ -1,0 +1,34 @@
+# One command each: `make book` sets up and builds the book, `make test` sets up and runs the tests.
+# Set-up is a virtual environment in .venv with the pinned versions of constraints.txt, and the two extra
+# Keras variants of the version matrix in .variants (pip --no-deps, next to the shared TensorFlow).
+
+PYTHON ?= python3
+VENV ?= .venv
+# `make TF_EXTRA=gpu ...` installs tensorflow[and-cuda] instead of tensorflow-cpu.
+TF_EXTRA ?= cpu
+BIN := $(VENV)/bin
+export COMPANION_VARIANTS_DIR ?= $(CURDIR)/.variants
+# Unbuffered output so that progress shows as it happens.
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup book test clean
+
+setup: $(VENV)/.installed-$(TF_EXTRA)
+
+$(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[$(TF_EXTRA),test]"
+	$(BIN)/python -m companion.variants install
+	$(BIN)/python -m companion.variants list
+	touch $@
+
+book: setup
+	$(BIN)/jupyter-book build .
+	@echo "The book is in _build/html/index.html"
+
+test: setup
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=15 tests book
+
+clean:
+	rm -rf _build .pytest_cache

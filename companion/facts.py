@@ -1,0 +1,404 @@
+"""The executed checks behind the book's claims about ``training`` and ``trainable``.
+
+Each check builds small real Keras models, runs a probe (:mod:`companion.probes`) and returns what it
+measured. Nothing here states an expected answer: the chapters print the measurements, and nbval compares
+them with the committed outputs, so a change in Keras' behaviour fails CI.
+
+The checks run under whichever Keras this process has (:func:`companion.variants.load_keras`), so the same
+suite yields one column of the version matrix per variant (:mod:`companion.matrix`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from companion import probes
+from companion.profiles import Profile
+from companion.variants import load_keras
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _images(n: int, size: int = 8, channels: int = 3, seed: int = 0):
+    """Inputs far from BatchNormalization's initial statistics (mean 0, variance 1), so that using the
+    batch statistics and using the moving statistics give visibly different outputs."""
+    rng = _rng(seed)
+    x = (3.0 + 2.0 * rng.normal(size=(n, size, size, channels))).astype("float32")
+    y = rng.integers(0, 2, size=(n, 1)).astype("float32")
+    return x, y
+
+
+def _binary_compile(model, learning_rate=0.01):
+    keras = load_keras()
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+
+
+# --- Dropout -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DropoutObservation:
+    rate: float
+    trainable: bool
+    training: bool | None
+    fraction_zeroed: float
+    survivor_values: tuple[float, ...]  # distinct values of the non-zero outputs, inputs being all ones
+
+    @property
+    def identity(self) -> bool:
+        return self.fraction_zeroed == 0.0 and self.survivor_values == (1.0,)
+
+
+def observe_dropout(rate=0.5, trainable: bool | None = None, training: bool | None = True, n=100_000, layer=None):
+    """Feed ones through a Dropout layer and report what fraction came out zero and what the rest became.
+
+    ``trainable`` (when given) is set on the layer first; ``layer`` defaults to a new ``Dropout(rate)``.
+    """
+    keras = load_keras()
+    layer = layer or keras.layers.Dropout(rate, seed=1)
+    if trainable is not None:
+        layer.trainable = trainable
+    x = np.ones((1, n), dtype="float32")
+    out = np.asarray(layer(x) if training is None else layer(x, training=training))
+    survivors = np.unique(np.round(out[out != 0], 5))
+    return DropoutObservation(
+        layer.rate, layer.trainable, training, float(np.mean(out == 0)), tuple(float(v) for v in survivors)
+    )
+
+
+def dropout_is_inverted(obs: DropoutObservation, tolerance=0.02) -> bool:
+    """Zeroes about ``rate`` of the inputs and scales every survivor by exactly ``1/(1-rate)``."""
+    return abs(obs.fraction_zeroed - obs.rate) < tolerance and obs.survivor_values == (
+        round(1.0 / (1.0 - obs.rate), 5),
+    )
+
+
+# --- BatchNormalization --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormObservation:
+    trainable: bool
+    training: bool | None
+    normalised_with: str  # "batch statistics", "moving statistics" or "neither"
+    report: probes.ProbeReport
+    inputs: np.ndarray
+    output: np.ndarray
+
+    @property
+    def moving_statistics_updated(self) -> bool:
+        return bool(self.report.changed(probes.BN_MOVING))
+
+    @property
+    def gamma_beta_updated(self) -> bool:
+        return bool(self.report.changed(probes.BN_AFFINE))
+
+
+def _normalised_with(statistics: dict, epsilon: float, x, out) -> str:
+    """Which statistics ``out`` was normalised with, given the layer's values before the call."""
+    axes = tuple(range(x.ndim - 1))
+    candidates = {
+        "batch statistics": (x.mean(axis=axes), x.var(axis=axes)),
+        "moving statistics": (statistics["moving_mean"], statistics["moving_variance"]),
+    }
+    for name, (mean, var) in candidates.items():
+        expected = statistics["gamma"] * (x - mean) / np.sqrt(var + epsilon) + statistics["beta"]
+        if np.allclose(out, expected, atol=1e-3):
+            return name
+    return "neither"
+
+
+def observe_batch_norm(trainable: bool, training: bool | None, seed: int = 0) -> BatchNormObservation:
+    """One gradient step through a single BatchNormalization layer called with ``training``.
+
+    Reports which statistics normalised the batch (compared with both formulas, computed from the layer's
+    values before the step) and which variables the step changed.
+    """
+    import tensorflow as tf
+
+    keras = load_keras()
+    x, _ = _images(16, seed=seed)
+    layer = keras.layers.BatchNormalization()
+    layer.build(x.shape)
+    layer.trainable = trainable
+    target = np.zeros_like(x)
+    outputs = []
+
+    def gradient_step():
+        with tf.GradientTape() as tape:
+            out = layer(x) if training is None else layer(x, training=training)
+            loss = tf.reduce_mean(tf.square(out - target))
+        outputs.append(np.asarray(out))
+        weights = layer.trainable_weights
+        for variable, gradient in zip(weights, tape.gradient(loss, weights)):
+            variable.assign_sub(0.1 * gradient)
+
+    statistics_before = {
+        name: np.array(getattr(layer, name).numpy()) for name in ("moving_mean", "moving_variance", "gamma", "beta")
+    }
+    report = probes.observe(probes.LayerList([layer]), gradient_step)
+    used = _normalised_with(statistics_before, layer.epsilon, x, outputs[0])
+    return BatchNormObservation(trainable, training, used, report, x, outputs[0])
+
+
+def batch_norm_table(seed: int = 0) -> list[BatchNormObservation]:
+    """BatchNormalization's 2x2 table: ``trainable`` in {True, False} x ``training`` in {True, False}."""
+    return [observe_batch_norm(tr, t, seed) for tr in (True, False) for t in (True, False)]
+
+
+# --- Models: the transfer-learning pattern ---------------------------------------------------------
+
+
+def small_base(name="base"):
+    """A tiny stand-in for a pretrained base: Conv2D -> BatchNormalization -> GlobalAveragePooling2D."""
+    keras = load_keras()
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, name=f"{name}_conv")(inputs)
+    h = keras.layers.BatchNormalization(name=f"{name}_bn")(h)
+    h = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(h)
+    return keras.Model(inputs, h, name=name)
+
+
+def transfer_model(base, base_training: bool | None = False, dropout: float = 0.5, pool: bool = False):
+    """``Input -> base(x, training=base_training) -> [GAP] -> Dropout -> Dense(1)``, as in the tutorials."""
+    keras = load_keras()
+    inputs = keras.Input(base.input_shape[1:])
+    h = base(inputs) if base_training is None else base(inputs, training=base_training)
+    if pool:
+        h = keras.layers.GlobalAveragePooling2D(name="head_pool")(h)
+    h = keras.layers.Dropout(dropout, name="head_dropout")(h)
+    outputs = keras.layers.Dense(1, name="head_dense")(h)
+    return keras.Model(inputs, outputs, name="transfer")
+
+
+def freeze_batch_norm(model) -> int:
+    """The remedy: set ``trainable = False`` on every BatchNormalization layer; returns how many."""
+    layers = [layer for layer in probes.iter_layers(model) if probes.is_batch_norm(layer)]
+    for layer in layers:
+        layer.trainable = False
+    return len(layers)
+
+
+def fine_tune_small(base_training: bool | None, remedy: bool, profile: Profile, seed: int = 0):
+    """Unfreeze a small base inside a transfer model, optionally apply the remedy, ``fit``, and probe."""
+    load_keras().utils.set_random_seed(seed)
+    base = small_base()
+    model = transfer_model(base, base_training)
+    base.trainable = True
+    if remedy:
+        freeze_batch_norm(base)
+    _binary_compile(model)
+    x, y = _images(profile.probe_steps * profile.probe_batch_size, seed=seed)
+    return probes.observe(model, probes.fit(model, x, y, profile.probe_steps, profile.probe_batch_size))
+
+
+def dropout_after_base_active(base_training: bool | None = False, seed: int = 0) -> bool:
+    """Call the transfer model with ``training=True``: does the Dropout after the base drop anything?
+
+    Measured from outputs: with dropout active, two ``training=True`` calls differ from the inference output.
+    """
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    base = small_base()
+    model = transfer_model(base, base_training, dropout=0.5)
+    # A frozen base keeps the base's own BatchNormalization out of the comparison.
+    base.trainable = False
+    x, _ = _images(8, seed=seed)
+    inference = np.asarray(model(x, training=False))
+    return any(not np.allclose(np.asarray(model(x, training=True)), inference) for _ in range(2))
+
+
+def trainable_change_needs_recompile(profile: Profile, seed: int = 0) -> dict[str, bool]:
+    """Freeze a Dense layer *after* ``compile``: does ``fit`` still update it, and after a recompile?"""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    x = _rng(seed).normal(size=(32, 4)).astype("float32")
+    y = _rng(seed + 1).integers(0, 2, size=(32, 1)).astype("float32")
+    dense = keras.layers.Dense(1, name="dense")
+    model = keras.Sequential([keras.Input((4,)), dense])
+    _binary_compile(model)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # builds the train function with dense trainable
+    dense.trainable = False
+    without = probes.observe(model, probes.fit(model, x, y, steps=2, batch_size=8))
+    _binary_compile(model)
+    after = probes.observe(model, probes.fit(model, x, y, steps=2, batch_size=8))
+    return {
+        "updated without recompile": bool(without.changed(probes.KERNELS)),
+        "updated after recompile": bool(after.changed(probes.KERNELS)),
+    }
+
+
+# --- The real architectures -------------------------------------------------------------------------
+
+
+def mobilenet_v2_base(profile: Profile):
+    """Keras' MobileNetV2 *architecture* with random weights (``weights=None``): which variables change
+    does not depend on the weights' values."""
+    size = profile.mobilenet_image_size
+    return load_keras().applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=profile.mobilenet_alpha, include_top=False, weights=None
+    )
+
+
+def xception_base(profile: Profile):
+    """Keras' Xception architecture with random weights (``weights=None``)."""
+    size = profile.xception_image_size
+    return load_keras().applications.Xception(input_shape=(size, size, 3), include_top=False, weights=None)
+
+
+ARCHITECTURES = {
+    # name: (base builder, fine_tune_at as in the tutorial: layers before it stay frozen)
+    "MobileNetV2": (mobilenet_v2_base, 100),
+    "Xception": (xception_base, 0),
+}
+
+
+def calibrate_batch_norm(base, x) -> None:
+    """Set every BN layer's moving statistics to the statistics of batch ``x``, as pretraining would have.
+
+    With random weights and the initial moving statistics (mean 0, variance 1), activations in inference
+    mode grow until ReLU6 saturates and gradients vanish, which a pretrained network does not do. One
+    training-mode pass with momentum 0 gives each BN layer the statistics of its actual inputs.
+    """
+    layers = [layer for layer in probes.iter_layers(base) if probes.is_batch_norm(layer)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    base(x, training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+
+
+def unfreeze(base, fine_tune_at: int) -> None:
+    """The tutorials' fine-tuning step: unfreeze the base, then refreeze ``layers[:fine_tune_at]``."""
+    base.trainable = True
+    for layer in base.layers[:fine_tune_at]:
+        layer.trainable = False
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneObservation:
+    architecture: str
+    variant_of_recipe: str
+    bn_layers: int
+    bn_layers_unfrozen: int
+    bn_layers_moved: int
+    bn_layers_affine_updated: int
+    kernels_updated: int
+    kernels_unfrozen: int
+    head_dropout_training: bool | None
+    report: probes.ProbeReport
+
+
+def fine_tune_architecture(
+    architecture: str, profile: Profile, base_training: bool | None = False, remedy: bool = False, seed: int = 0
+) -> FineTuneObservation:
+    """Fine-tune the tutorial model (``base(x, training=False)`` -> GAP -> Dropout(0.2) -> Dense(1)) on a real
+    architecture for a few ``fit`` steps and count what changed."""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    build, fine_tune_at = ARCHITECTURES[architecture]
+    base = build(profile)
+    size = base.input_shape[1]
+    n = profile.probe_steps * profile.probe_batch_size
+    rng = _rng(seed)
+    x = rng.uniform(-1, 1, size=(n, size, size, 3)).astype("float32")
+    y = rng.integers(0, 2, size=(n, 1)).astype("float32")
+    calibrate_batch_norm(base, x)
+    model = transfer_model(base, base_training, dropout=0.2, pool=True)
+    unfreeze(base, fine_tune_at)
+    if remedy:
+        freeze_batch_norm(base)
+    bn = [layer for layer in base.layers if probes.is_batch_norm(layer)]
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(1e-5),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    unfrozen_kernels = sum(
+        1 for layer in base.layers if layer.trainable and not probes.is_batch_norm(layer)
+        for _ in layer.trainable_weights
+    )
+    report = probes.observe(model, probes.fit(model, x, y, profile.probe_steps, profile.probe_batch_size))
+    base_kernels = [v for v in report.changed(probes.KERNELS) if not v.layer.startswith("head_")]
+    return FineTuneObservation(
+        architecture=architecture,
+        variant_of_recipe=("remedy: BN frozen" if remedy else f"base(x, training={base_training})"),
+        bn_layers=len(bn),
+        bn_layers_unfrozen=sum(layer.trainable for layer in bn),
+        bn_layers_moved=len(report.changed_layers(probes.BN_MOVING)),
+        bn_layers_affine_updated=len(report.changed_layers(probes.BN_AFFINE)),
+        kernels_updated=len(base_kernels),
+        kernels_unfrozen=unfrozen_kernels,
+        head_dropout_training=report.ran_in_training_mode("head_dropout"),
+        report=report,
+    )
+
+
+def trainable_variables_by_fine_tune_at(architecture: str, profile: Profile) -> tuple[list[int], list[int]]:
+    """Trainable variables of the tutorial model for every ``fine_tune_at`` from 0 to the number of layers."""
+    build, _ = ARCHITECTURES[architecture]
+    base = build(profile)
+    model = transfer_model(base, False, dropout=0.2, pool=True)
+    cuts = list(range(len(base.layers) + 1))
+    counts = []
+    for cut in cuts:
+        unfreeze(base, cut)
+        counts.append(len(model.trainable_weights))
+    return cuts, counts
+
+
+def autoscale_dropout_facts(seed: int = 0) -> dict[str, str]:
+    """The Keras FAQ's claims about its hypothetical ``AutoScaleDropout``, measured on our implementation."""
+    keras = load_keras()
+    from companion.layers import AutoScaleDropout
+
+    keras.utils.set_random_seed(seed)
+    results = {}
+    for trainable in (True, False):
+        layer = AutoScaleDropout(0.5, seed=seed)
+        layer.build((None, 64))
+        layer.trainable = trainable
+        tag = f"trainable={trainable}"
+        results[f"{tag}: len(layer.trainable_weights)"] = str(len(layer.trainable_weights))
+        dropping = observe_dropout(layer=layer, training=True)
+        results[f"{tag}: drops under training=True"] = yes_no(dropping.fraction_zeroed > 0)
+        results[f"{tag}: identity under training=False"] = yes_no(observe_dropout(layer=layer, training=False).identity)
+        model = keras.Sequential([keras.Input((64,)), layer, keras.layers.Dense(1, name="head_dense")])
+        _binary_compile(model, learning_rate=0.1)
+        x = _rng(seed).normal(size=(64, 64)).astype("float32")
+        y = (x[:, :1] > 0).astype("float32")
+        report = probes.observe(model, probes.fit(model, x, y, steps=4, batch_size=16))
+        results[f"{tag}: fit changed the scale"] = yes_no(
+            any(v.layer == layer.name and v.name == "scale" for v in report.changed())
+        )
+        results[f"{tag}: dropped in fit (received training=True)"] = yes_no(
+            bool(report.ran_in_training_mode(layer.name))
+        )
+    return results
+
+
+def trainable_variable_counts(architecture: str, profile: Profile) -> dict[str, int]:
+    """How many variables backprop may change in the tutorial model as the base is frozen and unfrozen."""
+    build, fine_tune_at = ARCHITECTURES[architecture]
+    base = build(profile)
+    model = transfer_model(base, False, dropout=0.2, pool=True)
+    counts = {"layers in the base": len(base.layers)}
+    base.trainable = False
+    counts["base frozen: the base's own trainable weights"] = len(base.trainable_weights)
+    counts["base frozen"] = len(model.trainable_weights)
+    base.trainable = True
+    counts["base unfrozen"] = len(model.trainable_weights)
+    if fine_tune_at:
+        unfreeze(base, fine_tune_at)
+        counts[f"layers[:{fine_tune_at}] refrozen"] = len(model.trainable_weights)
+    return counts

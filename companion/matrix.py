@@ -1,0 +1,151 @@
+"""The version matrix: the same fact suite under each Keras variant, each in its own process.
+
+``python -m companion.matrix measure --profile smoke`` runs the suite under this process's Keras and prints
+JSON; :func:`compute` starts one such process per variant (:mod:`companion.variants` sets each one's
+environment) and collects the columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from typing import Callable
+
+from companion import facts, probes, profiles, variants
+from companion.tables import FactTable
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    id: str
+    question: str
+    measure: Callable[[profiles.Profile], str]
+
+
+def _architecture_row(architecture: str, remedy: bool):
+    def measure(profile):
+        obs = facts.fine_tune_architecture(architecture, profile, base_training=False, remedy=remedy)
+        return (f"{obs.bn_layers_moved} of {obs.bn_layers} BN moved, "
+                f"{obs.kernels_updated} of {obs.kernels_unfrozen} kernels updated")
+
+    return measure
+
+
+def _nested(profile, remedy=False):
+    return facts.fine_tune_small(base_training=False, remedy=remedy, profile=profile)
+
+
+def _remedy_summary(profile):
+    report = _nested(profile, remedy=True)
+    parts = [bool(report.changed(kind)) for kind in (probes.BN_MOVING, probes.BN_AFFINE)]
+    parts.append(bool({v.layer for v in report.changed(probes.KERNELS)} - {"head_dense"}))
+    return " / ".join(map(facts.yes_no, parts))
+
+
+ROWS = [
+    Row("dropout_inverted", "Dropout(0.5), training=True: about half zeroed, survivors x2",
+        lambda p: facts.yes_no(facts.dropout_is_inverted(facts.observe_dropout(0.5)))),
+    Row("dropout_frozen_drops", "Dropout with trainable=False still drops under training=True",
+        lambda p: facts.yes_no(facts.observe_dropout(0.5, trainable=False).fraction_zeroed > 0)),
+    Row("bn_frozen_stats", "BN trainable=False, called with training=True, normalises with",
+        lambda p: facts.observe_batch_norm(trainable=False, training=True).normalised_with),
+    Row("bn_frozen_updates", "BN trainable=False, a training step: moving statistics updated",
+        lambda p: facts.yes_no(facts.observe_batch_norm(trainable=False, training=True).moving_statistics_updated)),
+    Row("nested_override", "base(x, training=False), base unfrozen, fit: base BN statistics updated",
+        lambda p: facts.yes_no(bool(_nested(p).changed(probes.BN_MOVING)))),
+    Row("nested_bn_mode", "same model: training value the base's BN received in fit",
+        lambda p: str(_nested(p).modes["base_bn"][0])),
+    Row("dropout_leak_fit", "same model: Dropout after the base ran in training mode in fit",
+        lambda p: facts.yes_no(bool(_nested(p).ran_in_training_mode("head_dropout")))),
+    Row("dropout_leak_call", "same model called with training=True: Dropout after the base drops",
+        lambda p: facts.yes_no(facts.dropout_after_base_active(False))),
+    Row("remedy", "remedy (every BN trainable=False), fit: BN statistics / gamma,beta / kernels updated",
+        _remedy_summary),
+    Row("recompile", "trainable=False set after compile, no recompile: fit still updates the layer",
+        lambda p: facts.yes_no(facts.trainable_change_needs_recompile(p)["updated without recompile"])),
+    Row("mobilenet_as_written", "MobileNetV2, fine_tune_at=100, base(x, training=False), fit",
+        _architecture_row("MobileNetV2", remedy=False)),
+    Row("mobilenet_remedy", "MobileNetV2, fine_tune_at=100, remedy, fit", _architecture_row("MobileNetV2", True)),
+    Row("xception_as_written", "Xception, fully unfrozen, base(x, training=False), fit",
+        _architecture_row("Xception", remedy=False)),
+    Row("xception_remedy", "Xception, fully unfrozen, remedy, fit", _architecture_row("Xception", True)),
+]
+
+
+def measure(profile: profiles.Profile, seed: int = 0) -> dict:
+    """Run every row under this process's Keras; returns the column with the versions it ran on."""
+    keras = variants.load_keras()
+    values = {}
+    for row in ROWS:
+        keras.utils.set_random_seed(seed)
+        values[row.id] = row.measure(profile)
+    return {"versions": variants.versions(), "values": values}
+
+
+@dataclasses.dataclass
+class Matrix:
+    columns: dict[str, dict]  # variant name -> measure()'s result
+    seconds: dict[str, float]
+
+    def value(self, variant: str, row_id: str) -> str:
+        return self.columns[variant]["values"][row_id]
+
+    def table(self) -> FactTable:
+        names = list(self.columns)
+        header = ["check", *(f"{n} {self.columns[n]['versions']['keras']}" for n in names)]
+        rows = [[row.question, *(self.value(n, row.id) for n in names)] for row in ROWS]
+        return FactTable(header, rows)
+
+
+def run_variant(name: str, profile: profiles.Profile) -> dict:
+    """Measure one variant in a child process with that variant's environment."""
+    variant = variants.get(name)
+    env = variants.environment(variant)
+    # The child must not inherit a profile override that differs from the one we pass explicitly.
+    env.pop(profiles.PROFILE_ENV, None)
+    command = [sys.executable, "-m", "companion.matrix", "measure", "--profile", profile.name]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the fact suite failed under {name}:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compute(profile: profiles.Profile, names: list[str] | None = None, progress: bool = True) -> Matrix:
+    from tqdm.auto import tqdm
+
+    names = names or list(variants.VARIANTS)
+    columns, seconds = {}, {}
+    for name in tqdm(names, desc="Keras variants", disable=not progress):
+        start = time.perf_counter()
+        columns[name] = run_variant(name, profile)
+        seconds[name] = time.perf_counter() - start
+    return Matrix(columns, seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m companion.matrix",
+        description="Run the book's fact suite under each Keras variant and print the version matrix.",
+    )
+    parser.add_argument("command", nargs="?", choices=["table", "measure"], default="table",
+                        help="table: all variants, each in its own process (default); "
+                             "measure: this process's Keras only, as JSON")
+    parser.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
+    args = parser.parse_args(argv)
+    try:
+        profile = profiles.get(args.profile)
+    except profiles.UnknownProfileError as error:
+        parser.error(str(error))
+    if args.command == "measure":
+        print(json.dumps(measure(profile)))
+    else:
+        print(compute(profile).table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

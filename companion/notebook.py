@@ -1,0 +1,148 @@
+"""What every chapter does first, and how it shows facts.
+
+A chapter's first code cell is tagged ``parameters`` (papermill injects its values after it); the second
+calls :func:`start`, which
+
+- rejects unknown parameters and unknown profiles with the list of valid ones;
+- seeds every generator and turns on TensorFlow's op determinism, so fact cells print the same each run;
+- shows the "verified with" stamp: the TensorFlow and Keras versions this page was computed with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+from companion import profiles
+
+# Every chapter accepts exactly these parameters (name -> type).
+PARAMETERS = {"profile": str, "seed": int}
+
+
+class UnknownParameterError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A chapter's resolved parameters."""
+
+    profile: profiles.Profile
+    seed: int
+    versions: dict
+
+    def stamp(self) -> str:
+        v = self.versions
+        return (
+            f"Verified with TensorFlow {v['tensorflow']} and Keras {v['keras']} ({v['variant']}), "
+            f"Python {v['python']} on {v['platform']}; profile {self.profile.name!r}: {self.profile.description}."
+        )
+
+    def _repr_markdown_(self) -> str:
+        return f"```{{admonition}} Verified with\n{self.stamp()}\n```"
+
+    def __repr__(self) -> str:
+        return self.stamp()
+
+
+def chapter_parameters(namespace: dict) -> dict:
+    """The names a chapter's parameters cell (and papermill's injected cell) defined so far."""
+    hidden = _ipython_hidden_names()
+    return {
+        name: value
+        for name, value in namespace.items()
+        if not name.startswith("_") and name not in hidden and not isinstance(value, types.ModuleType)
+    }
+
+
+def _ipython_hidden_names() -> set[str]:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return set()
+    shell = get_ipython()
+    return set(getattr(shell, "user_ns_hidden", {})) if shell else set()
+
+
+def validate_parameters(values: dict) -> dict:
+    unknown = sorted(set(values) - set(PARAMETERS))
+    if unknown:
+        raise UnknownParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid parameters: {', '.join(PARAMETERS)}"
+        )
+    for name, kind in PARAMETERS.items():
+        if name in values and not isinstance(values[name], kind):
+            raise UnknownParameterError(
+                f"parameter {name!r} must be {kind.__name__}, got {values[name]!r}"
+            )
+    return values
+
+
+def start(namespace: dict) -> Run:
+    """Validate the chapter's parameters, make the run deterministic, and return the run's settings."""
+    values = validate_parameters(chapter_parameters(namespace))
+    profile = profiles.get(values.get("profile", "smoke"))
+    seed = values.get("seed", 0)
+
+    import tensorflow as tf
+
+    from companion.variants import load_keras, versions
+
+    load_keras().utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    return Run(profile=profile, seed=seed, versions=versions())
+
+
+# --- Reference outputs ------------------------------------------------------------------------------
+# Fact cells (first line `# NBVAL_CHECK_OUTPUT`) keep their output in the committed notebook, for nbval to
+# compare with; every other cell is committed without output.
+
+FACT_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def is_fact_cell(cell) -> bool:
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(FACT_MARK)
+
+
+def strip_to_facts(nb):
+    """Clear every output except the fact cells'; drop execution counts and run metadata."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+        if is_fact_cell(cell):
+            for output in cell.outputs:
+                output.pop("execution_count", None)
+                if "execution_count" in output or output.get("output_type") == "execute_result":
+                    output["execution_count"] = None
+        else:
+            cell.outputs = []
+    nb.metadata.pop("papermill", None)
+    return nb
+
+
+def refresh(path, timeout: int = 1800) -> None:
+    """Execute a chapter in its own folder and commit-ready: only fact cells keep their outputs."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(strip_to_facts(nb), path)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "refresh":
+        raise SystemExit("usage: python -m companion.notebook refresh NOTEBOOK...")
+    for notebook_path in sys.argv[2:]:
+        print(f"executing {notebook_path}", flush=True)
+        refresh(notebook_path)

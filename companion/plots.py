@@ -1,0 +1,76 @@
+"""Figures of the book. Each function takes measured results and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def trainable_weights_curve(cut_points: list[int], counts: list[int], marks: dict[str, int], title: str):
+    """Trainable variables of the tutorial model as ``layers[:fine_tune_at]`` of the base are refrozen."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.step(cut_points, counts, where="post")
+    for label, at in marks.items():
+        ax.axvline(at, color="grey", linestyle=":")
+        ax.annotate(label, (at, counts[cut_points.index(at)]), textcoords="offset points", xytext=(4, 6))
+    ax.set(xlabel="fine_tune_at (layers of the base refrozen)", ylabel="trainable variables", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def dropout_outputs(observations: dict):
+    """What a Dropout layer made of inputs of ones: the fraction of each output value, one panel per setting."""
+    fig, axes = plt.subplots(1, len(observations), figsize=(2.6 * len(observations), 2.6), sharey=True)
+    for ax, (label, obs) in zip(np.atleast_1d(axes), observations.items()):
+        survivors = 1.0 - obs.fraction_zeroed
+        bars = {"0": obs.fraction_zeroed} if obs.fraction_zeroed else {}
+        bars.update({f"{v:g}": survivors / len(obs.survivor_values) for v in obs.survivor_values})
+        ax.bar(list(bars), list(bars.values()))
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("output value")
+    np.atleast_1d(axes)[0].set_ylabel("fraction of outputs")
+    fig.tight_layout()
+    return fig
+
+
+def batch_norm_outputs(inputs: np.ndarray, outputs: dict[str, np.ndarray]):
+    """Distributions of a BatchNormalization layer's inputs and outputs under each setting."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bins = np.linspace(min(inputs.min(), *(o.min() for o in outputs.values())),
+                       max(inputs.max(), *(o.max() for o in outputs.values())), 60)
+    ax.hist(inputs.ravel(), bins=bins, histtype="stepfilled", alpha=0.3, label="input", color="grey")
+    for label, out in outputs.items():
+        ax.hist(out.ravel(), bins=bins, histtype="step", linewidth=1.5, label=label)
+    ax.set(xlabel="value", ylabel="count", title="BatchNormalization output by (trainable, training)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def bn_drift(drifts: dict[str, list[float]], layer_names: list[str], title: str):
+    """Per BatchNormalization layer, how far its moving mean moved, one row of bars per recipe variant."""
+    fig, axes = plt.subplots(len(drifts), 1, figsize=(9, 1.8 * len(drifts)), sharex=True, squeeze=False)
+    x = np.arange(len(layer_names))
+    for ax, (label, values) in zip(axes[:, 0], drifts.items()):
+        ax.bar(x, values)
+        ax.set_ylabel("max |change|", fontsize=8)
+        ax.set_title(label, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("BatchNormalization layer (input to output)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def matrix_counts(counts: dict[str, dict[str, int]], title: str):
+    """Grouped bars: for each check (e.g. architecture and recipe), a count per Keras variant."""
+    checks = list(next(iter(counts.values())))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    width = 0.8 / len(counts)
+    for i, (variant, values) in enumerate(counts.items()):
+        ax.bar(np.arange(len(checks)) + i * width, [values[c] for c in checks], width, label=variant)
+    ax.set_xticks(np.arange(len(checks)) + 0.4 - width / 2, checks, fontsize=8)
+    ax.set(ylabel="BN layers whose statistics moved", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

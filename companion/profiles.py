@@ -1,0 +1,68 @@
+"""Run profiles: one place that says how big every chapter's computations are.
+
+- ``smoke``: CPU, offline, small models and few steps; what CI runs. Every fact the book states is
+  computed in this profile too (facts do not depend on image size or step count).
+- ``full``: the tutorials' own sizes (MobileNetV2 alpha 1.0 at 160 px, Xception at 150 px, batch 32).
+
+A chapter's ``profile`` parameter chooses; the environment variable ``COMPANION_PROFILE`` overrides it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+PROFILE_ENV = "COMPANION_PROFILE"
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    # Probes on the real architectures (random weights: the fact is which variables change).
+    probe_batch_size: int
+    probe_steps: int
+    mobilenet_alpha: float
+    mobilenet_image_size: int
+    xception_image_size: int
+
+
+PROFILES = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke",
+            description="CPU, offline, small inputs and few steps (what CI runs)",
+            probe_batch_size=4,
+            probe_steps=2,
+            mobilenet_alpha=0.35,
+            mobilenet_image_size=96,
+            xception_image_size=71,  # the smallest input Xception accepts
+        ),
+        Profile(
+            name="full",
+            description="the tutorials' own model sizes; meant for a GPU",
+            probe_batch_size=32,
+            probe_steps=3,
+            mobilenet_alpha=1.0,
+            mobilenet_image_size=160,
+            xception_image_size=150,
+        ),
+    )
+}
+
+
+class UnknownProfileError(ValueError):
+    pass
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name``; ``$COMPANION_PROFILE``, when set, wins over ``name``."""
+    chosen = os.environ.get(PROFILE_ENV) or name
+    try:
+        return PROFILES[chosen]
+    except KeyError:
+        source = f" (from ${PROFILE_ENV})" if os.environ.get(PROFILE_ENV) else ""
+        raise UnknownProfileError(
+            f"unknown profile {chosen!r}{source}; valid profiles: {', '.join(PROFILES)}"
+        ) from None

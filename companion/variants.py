@@ -1,0 +1,173 @@
+"""Keras variants: which one this process runs, and how to run a check under another one.
+
+The book compares three Keras implementations that all run on TensorFlow 2.21:
+
+- ``keras``: the pinned Keras 3 release installed with the project;
+- ``keras-nightly``: a Keras 3 development build, installed with ``--no-deps`` into its own folder and
+  put first on ``PYTHONPATH`` so that ``import keras`` finds it;
+- ``tf-keras``: the Keras 2 line (``tf_keras``), installed with ``--no-deps`` into its own folder and
+  selected with ``TF_USE_LEGACY_KERAS=1``.
+
+Each variant runs in its own process (two Keras packages cannot share one interpreter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+VARIANTS_DIR_ENV = "COMPANION_VARIANTS_DIR"
+LEGACY_ENV = "TF_USE_LEGACY_KERAS"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    requirement: str  # what pip installs with --no-deps into the variant's own folder
+    legacy: bool  # selected through TF_USE_LEGACY_KERAS=1 (tf_keras) rather than `import keras`
+    description: str
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("keras", "", False, "Keras 3 release pinned by the project"),
+        Variant(
+            "keras-nightly",
+            "keras-nightly==3.16.0.dev2026102704",
+            False,
+            "Keras 3 development build (master after PR #23364)",
+        ),
+        Variant("tf-keras", "tf-keras==2.21.0", True, "Keras 2 line, as tf.keras was before TF 2.16"),
+    )
+}
+
+
+class UnknownVariantError(ValueError):
+    pass
+
+
+class VariantNotInstalledError(RuntimeError):
+    pass
+
+
+def get(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise UnknownVariantError(
+            f"unknown Keras variant {name!r}; valid variants: {', '.join(VARIANTS)}"
+        ) from None
+
+
+def variants_dir() -> Path:
+    """Folder holding the side-installed variants (``$COMPANION_VARIANTS_DIR``, else a per-user cache)."""
+    configured = os.environ.get(VARIANTS_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "training-vs-trainable" / "keras-variants"
+
+
+def install_folder(variant: Variant) -> Path:
+    return variants_dir() / variant.name
+
+
+def is_installed(variant: Variant) -> bool:
+    if not variant.requirement:
+        return True
+    folder = install_folder(variant)
+    project, version = variant.requirement.split("==")
+    return (folder / f"{project.replace('-', '_')}-{version}.dist-info").is_dir()
+
+
+def install(variant: Variant) -> Path:
+    """Install a side variant with ``pip --no-deps`` into its own folder (TensorFlow is shared)."""
+    folder = install_folder(variant)
+    if variant.requirement and not is_installed(variant):
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade",
+             "--target", str(folder), variant.requirement],
+            check=True,
+        )
+    return folder
+
+
+def environment(variant: Variant) -> dict[str, str]:
+    """Environment for a child process that must import ``variant`` as its Keras."""
+    if not is_installed(variant):
+        raise VariantNotInstalledError(
+            f"{variant.name} is not installed in {install_folder(variant)}; "
+            f"install it with: python -m companion.variants install {variant.name}"
+        )
+    env = dict(os.environ)
+    env.pop(LEGACY_ENV, None)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if variant.requirement:
+        paths.insert(0, str(install_folder(variant)))
+    if variant.legacy:
+        env[LEGACY_ENV] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def current_name() -> str:
+    """Name of the variant this process runs."""
+    if os.environ.get(LEGACY_ENV) == "1":
+        return "tf-keras"
+    import keras
+
+    return "keras-nightly" if ".dev" in keras.__version__ else "keras"
+
+
+def load_keras():
+    """The Keras module of this process's variant (``tf_keras`` under ``TF_USE_LEGACY_KERAS=1``)."""
+    module = "tf_keras" if os.environ.get(LEGACY_ENV) == "1" else "keras"
+    return importlib.import_module(module)
+
+
+def versions() -> dict[str, str]:
+    """Versions this process computes with: the 'verified with' stamp of every page."""
+    import platform
+
+    import tensorflow as tf
+
+    keras = load_keras()
+    return {
+        "variant": current_name(),
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m companion.variants",
+        description="Install or list the Keras variants the version matrix compares.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    inst = sub.add_parser("install", help="install side variants with pip --no-deps")
+    inst.add_argument("names", nargs="*", help=f"variants to install (default: all of {', '.join(VARIANTS)})")
+    sub.add_parser("list", help="list variants and whether they are installed")
+    args = parser.parse_args(argv)
+    if args.command == "install":
+        for name in args.names or list(VARIANTS):
+            print(f"{name}: {install(get(name))}")
+    else:
+        for v in VARIANTS.values():
+            state = "installed" if is_installed(v) else "not installed"
+            print(f"{v.name:14} {state:14} {v.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
