@@ -19,8 +19,7 @@ $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[$(TF_EXTRA),test]"
-	$(BIN)/python -m companion.variants install
-	$(BIN)/python -m companion.variants list
+	$(BIN)/companion variants install
 	touch $@
 
 book: setup

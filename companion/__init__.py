@@ -8,7 +8,9 @@ Chapters import these modules instead of repeating code: one job per module.
 - :mod:`companion.facts`: the executed checks behind every claim of the book.
 - :mod:`companion.matrix`: the same checks under each Keras variant, each in its own process.
 - :mod:`companion.profiles`: run profiles (``smoke``, ``full``).
-- :mod:`companion.notebook`: what every chapter does first (parameters, determinism, stamp) and fact tables.
+- :mod:`companion.notebook`: what every chapter does first (parameters, determinism, stamp), reference outputs.
+- :mod:`companion.tables`: fact tables (HTML in the book, fixed-width text for nbval).
+- :mod:`companion.cli`: the `companion` command.
 - :mod:`companion.plots`: figures.
 """
 

@@ -126,26 +126,9 @@ def compute(profile: profiles.Profile, names: list[str] | None = None, progress:
     return Matrix(columns, seconds)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m companion.matrix",
-        description="Run the book's fact suite under each Keras variant and print the version matrix.",
-    )
-    parser.add_argument("command", nargs="?", choices=["table", "measure"], default="table",
-                        help="table: all variants, each in its own process (default); "
-                             "measure: this process's Keras only, as JSON")
-    parser.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
-    args = parser.parse_args(argv)
-    try:
-        profile = profiles.get(args.profile)
-    except profiles.UnknownProfileError as error:
-        parser.error(str(error))
-    if args.command == "measure":
-        print(json.dumps(measure(profile)))
-    else:
-        print(compute(profile).table())
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # A child process started by run_variant(): measure this process's Keras and print one JSON line.
+    parser = argparse.ArgumentParser(prog="python -m companion.matrix")
+    parser.add_argument("command", choices=["measure"])
+    parser.add_argument("--profile", default="smoke")
+    print(json.dumps(measure(profiles.get(parser.parse_args().profile))))

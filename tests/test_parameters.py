@@ -41,5 +41,5 @@ def test_unknown_variant_lists_the_valid_ones():
 
 def test_missing_variant_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setenv(variants.VARIANTS_DIR_ENV, str(tmp_path))
-    with pytest.raises(variants.VariantNotInstalledError, match="python -m companion.variants install tf-keras"):
+    with pytest.raises(variants.VariantNotInstalledError, match="companion variants install tf-keras"):
         variants.environment(variants.get("tf-keras"))

@@ -1,0 +1,149 @@
+"""The ``companion`` command: run chapters, print the version matrix, manage Keras variants, build the book.
+
+    companion chapters                         list the chapters
+    companion run keras3_surprise --profile full -p seed 1
+    companion matrix --profile smoke           the Keras version matrix
+    companion variants install                 install keras-nightly and tf-keras next to TensorFlow
+    companion book                             build the HTML book (executes every chapter)
+    companion refresh book/X.ipynb             re-execute a chapter, keep only its fact outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from companion import notebook, profiles, variants
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+
+
+def chapters() -> dict[str, Path]:
+    """Chapter name -> notebook, in table-of-contents order."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"], *(c["file"] for c in toc["chapters"])]
+    return {Path(f).name: ROOT / f"{f}.ipynb" for f in files}
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _chapter(name: str) -> Path:
+    known = chapters()
+    if name not in known:
+        raise UsageError(f"unknown chapter {name!r}; valid chapters: {', '.join(known)}")
+    return known[name]
+
+
+def _parameter_value(text: str):
+    """`-p seed 1` gives the int 1, `-p profile full` the string 'full' (as papermill's -p does)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def run_chapter(name: str, profile: str, parameters: dict, output_dir: Path) -> dict:
+    """Execute one chapter with papermill (progress bar shown); write the executed notebook and a summary."""
+    import papermill
+
+    source = _chapter(name)
+    profiles.get(profile)  # fail before starting a kernel
+    notebook.validate_parameters({"profile": profile, **parameters})
+    output_dir.mkdir(parents=True, exist_ok=True)
+    executed = output_dir / source.name
+    start = time.perf_counter()
+    nb = papermill.execute_notebook(
+        str(source), str(executed), parameters={"profile": profile, **parameters}, cwd=str(source.parent),
+        progress_bar=True, kernel_name="python3",
+    )
+    facts = [
+        "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+        for cell in nb.cells if notebook.is_fact_cell(cell)
+    ]
+    summary = {
+        "chapter": name, "profile": profile, "parameters": parameters, "seconds": round(time.perf_counter() - start, 1),
+        "executed_notebook": str(executed), "facts": facts,
+    }
+    (output_dir / f"{source.stem}.summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="companion",
+        description="Companion of the book 'training versus trainable': run its chapters and checks.",
+        epilog="Profiles: " + "; ".join(f"{p.name}: {p.description}" for p in profiles.PROFILES.values()),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("chapters", help="list the chapters")
+
+    run = sub.add_parser("run", help="execute one chapter with papermill under a profile",
+                         description="Execute a chapter; writes the executed notebook and a JSON summary.")
+    run.add_argument("chapter", help="chapter name (see `companion chapters`)")
+    run.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)} (default smoke)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help=f"another chapter parameter; valid: {', '.join(n for n in notebook.PARAMETERS if n != 'profile')}")
+    run.add_argument("--output", type=Path, default=Path("runs"), help="folder for the results (default ./runs)")
+
+    matrix = sub.add_parser("matrix", help="print the Keras version matrix (each variant in its own process)")
+    matrix.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
+
+    var = sub.add_parser("variants", help="list or install the Keras variants the matrix compares")
+    var.add_argument("action", choices=["list", "install"])
+    var.add_argument("names", nargs="*", help=f"variants to install (default all): {', '.join(variants.VARIANTS)}")
+
+    sub.add_parser("book", help="build the HTML book into _build/html (executes every chapter)")
+
+    refresh = sub.add_parser("refresh", help="re-execute chapters and keep only their fact outputs (for committing)")
+    refresh.add_argument("notebooks", nargs="+", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "chapters":
+            for name, path in chapters().items():
+                print(f"{name:28} {path.relative_to(ROOT)}")
+        elif args.command == "run":
+            parameters = {name: _parameter_value(value) for name, value in args.parameter}
+            summary = run_chapter(args.chapter, args.profile, parameters, args.output)
+            print(f"{summary['chapter']}: {summary['seconds']} s, executed notebook {summary['executed_notebook']}")
+            for fact in summary["facts"]:
+                print(fact, end="\n\n")
+        elif args.command == "matrix":
+            from companion import matrix
+
+            print(matrix.compute(profiles.get(args.profile)).table())
+        elif args.command == "variants":
+            names = args.names or list(variants.VARIANTS)
+            for variant in map(variants.get, names):
+                if args.action == "install":
+                    variants.install(variant)
+                state = "installed" if variants.is_installed(variant) else "not installed"
+                print(f"{variant.name:14} {state:14} {variant.description}")
+        elif args.command == "book":
+            return subprocess.call([str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)])
+        elif args.command == "refresh":
+            for path in args.notebooks:
+                print(f"executing {path}", flush=True)
+                notebook.refresh(path)
+    except (UsageError, profiles.UnknownProfileError, notebook.UnknownParameterError,
+            variants.UnknownVariantError, variants.VariantNotInstalledError) as error:
+        parser.exit(2, f"companion: error: {error}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""The `companion` command: help a new user understands, errors that list the valid names."""
+
+import pytest
+
+from companion import cli
+
+
+def _run(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out + captured.err
+
+
+def test_help_lists_every_command_and_profile(capsys):
+    code, text = _run(capsys, "--help")
+    assert code == 0
+    for word in ("chapters", "run", "matrix", "variants", "book", "refresh", "smoke", "full"):
+        assert word in text
+
+
+def test_chapters_are_listed_in_book_order(capsys):
+    assert cli.main(["chapters"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["introduction", "trainable_versus_training", "keras3_surprise"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "chapter9"], "unknown chapter 'chapter9'; valid chapters: introduction, trainable_versus_training"),
+        (["run", "introduction", "--profile", "tiny"], "unknown profile 'tiny'; valid profiles: smoke, full"),
+        (["run", "introduction", "-p", "epochs", "3"], "unknown parameter 'epochs'; valid parameters: profile, seed"),
+        (["matrix", "--profile", "huge"], "unknown profile 'huge'"),
+        (["variants", "install", "keras2"], "unknown Keras variant 'keras2'; valid variants: keras, keras-nightly"),
+    ],
+)
+def test_bad_names_exit_2_with_the_valid_ones(capsys, argv, message):
+    code, text = _run(capsys, *argv)
+    assert code == 2
+    assert message in text
+
+
+def test_run_writes_the_executed_notebook_and_a_summary(tmp_path, capsys):
+    assert cli.main(["run", "introduction", "-p", "seed", "2", "--output", str(tmp_path)]) == 0
+    assert (tmp_path / "introduction.ipynb").is_file()
+    summary = (tmp_path / "introduction.summary.json").read_text()
+    assert '"seed": 2' in summary and '"profile": "smoke"' in summary
