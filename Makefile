@@ -11,9 +11,15 @@ export COMPANION_VARIANTS_DIR ?= $(CURDIR)/.variants
 # Unbuffered output so that progress shows as it happens.
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup book test clean
+.PHONY: setup browser book test clean
 
 setup: $(VENV)/.installed-$(TF_EXTRA)
+
+# The browser test needs Debian's Chromium and its driver; as root we install them, otherwise we say how.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	else echo "The browser test needs: sudo apt-get install chromium chromium-driver (it is skipped without them)"; fi
 
 $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +32,7 @@ book: setup
 	$(BIN)/jupyter-book build .
 	@echo "The book is in _build/html/index.html"
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=15 tests book
 
 clean:

@@ -159,12 +159,17 @@ def batch_norm_table(seed: int = 0) -> list[BatchNormObservation]:
 # --- Models: the transfer-learning pattern ---------------------------------------------------------
 
 
-def small_base(name="base"):
-    """A tiny stand-in for a pretrained base: Conv2D -> BatchNormalization -> GlobalAveragePooling2D."""
+def small_base(name="base", with_dropout: bool = True):
+    """A tiny stand-in for a pretrained base: Conv2D -> BatchNormalization -> Dropout -> GlobalAveragePooling2D.
+
+    The Dropout inside shows whether a ``training`` value given to the base reaches the base's own layers.
+    """
     keras = load_keras()
     inputs = keras.Input((8, 8, 3))
     h = keras.layers.Conv2D(4, 3, name=f"{name}_conv")(inputs)
     h = keras.layers.BatchNormalization(name=f"{name}_bn")(h)
+    if with_dropout:
+        h = keras.layers.Dropout(0.5, name=f"{name}_dropout")(h)
     h = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(h)
     return keras.Model(inputs, h, name=name)
 
@@ -189,17 +194,52 @@ def freeze_batch_norm(model) -> int:
     return len(layers)
 
 
-def fine_tune_small(base_training: bool | None, remedy: bool, profile: Profile, seed: int = 0):
-    """Unfreeze a small base inside a transfer model, optionally apply the remedy, ``fit``, and probe."""
+def fine_tune_small(base_training: bool | None, remedy: bool, profile: Profile, seed: int = 0,
+                    base_trainable: bool = True):
+    """Put the small base in a transfer model, unfreeze it (or not), optionally apply the remedy, ``fit``,
+    and probe."""
     load_keras().utils.set_random_seed(seed)
     base = small_base()
     model = transfer_model(base, base_training)
-    base.trainable = True
+    base.trainable = base_trainable
     if remedy:
         freeze_batch_norm(base)
     _binary_compile(model)
     x, y = _images(profile.probe_steps * profile.probe_batch_size, seed=seed)
     return probes.observe(model, probes.fit(model, x, y, profile.probe_steps, profile.probe_batch_size))
+
+
+def base_kernels_changed(report: probes.ProbeReport) -> bool:
+    """Did any kernel or bias outside the head change?"""
+    return any(not v.layer.startswith("head_") for v in report.changed(probes.KERNELS))
+
+
+def inference_updates_batch_norm(seed: int = 0) -> dict[str, bool]:
+    """``predict`` and ``evaluate`` with no ``training`` argument: do they move BN's moving statistics?"""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    model = transfer_model(small_base(), base_training=None)
+    _binary_compile(model)
+    x, y = _images(16, seed=seed)
+    return {
+        "predict": bool(probes.observe(model, lambda: model.predict(x, verbose=0)).changed(probes.BN_MOVING)),
+        "evaluate": bool(probes.observe(model, lambda: model.evaluate(x, y, verbose=0)).changed(probes.BN_MOVING)),
+    }
+
+
+def forced_dropout_drops_in_predict(seed: int = 0) -> bool:
+    """``Dropout(0.5)(x, training=True)`` inside a functional model: does it drop during ``predict``?
+
+    The Keras FAQ says a layer called with ``training=True`` applies dropout "at training time *and* inference
+    time".
+    """
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((1000,))
+    outputs = keras.layers.Dropout(0.5, name="forced_dropout")(inputs, training=True)
+    model = keras.Model(inputs, outputs)
+    out = np.asarray(model.predict(np.ones((4, 1000), dtype="float32"), verbose=0))
+    return bool(np.any(out == 0))
 
 
 def dropout_after_base_active(base_training: bool | None = False, seed: int = 0) -> bool:
@@ -209,9 +249,9 @@ def dropout_after_base_active(base_training: bool | None = False, seed: int = 0)
     """
     keras = load_keras()
     keras.utils.set_random_seed(seed)
-    base = small_base()
+    # No Dropout inside the base, and a frozen base (its BN in inference mode): only the head can differ.
+    base = small_base(with_dropout=False)
     model = transfer_model(base, base_training, dropout=0.5)
-    # A frozen base keeps the base's own BatchNormalization out of the comparison.
     base.trainable = False
     x, _ = _images(8, seed=seed)
     inference = np.asarray(model(x, training=False))

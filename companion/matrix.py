@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -35,30 +36,59 @@ def _architecture_row(architecture: str, remedy: bool):
     return measure
 
 
-def _nested(profile, remedy=False):
-    return facts.fine_tune_small(base_training=False, remedy=remedy, profile=profile)
+@functools.lru_cache(maxsize=None)
+def _nested(profile, remedy=False, base_training=False, base_trainable=True):
+    """One fit of the small transfer model; several rows read the same report."""
+    return facts.fine_tune_small(base_training, remedy, profile, base_trainable=base_trainable)
 
 
 def _remedy_summary(profile):
     report = _nested(profile, remedy=True)
     parts = [bool(report.changed(kind)) for kind in (probes.BN_MOVING, probes.BN_AFFINE)]
-    parts.append(bool({v.layer for v in report.changed(probes.KERNELS)} - {"head_dense"}))
+    parts.append(facts.base_kernels_changed(report))
     return " / ".join(map(facts.yes_no, parts))
+
+
+def _frozen_base(profile):
+    report = _nested(profile, base_training=None, base_trainable=False)
+    return " / ".join(map(facts.yes_no, [facts.base_kernels_changed(report), bool(report.changed(probes.BN_MOVING))]))
 
 
 ROWS = [
     Row("dropout_inverted", "Dropout(0.5), training=True: about half zeroed, survivors x2",
         lambda p: facts.yes_no(facts.dropout_is_inverted(facts.observe_dropout(0.5)))),
+    Row("dropout_inference", "Dropout, training=False: output equals input",
+        lambda p: facts.yes_no(facts.observe_dropout(0.5, training=False).identity)),
     Row("dropout_frozen_drops", "Dropout with trainable=False still drops under training=True",
         lambda p: facts.yes_no(facts.observe_dropout(0.5, trainable=False).fraction_zeroed > 0)),
+    Row("forced_dropout_predict", "Dropout(0.5)(x, training=True) in a functional model: drops in predict",
+        lambda p: facts.yes_no(facts.forced_dropout_drops_in_predict())),
+    Row("bn_trainable_stats", "BN trainable=True, called with training=True, normalises with",
+        lambda p: facts.observe_batch_norm(trainable=True, training=True).normalised_with),
+    Row("bn_inference_stats", "BN trainable=True, called with training=False, normalises with",
+        lambda p: facts.observe_batch_norm(trainable=True, training=False).normalised_with),
+    Row("bn_default_stats", "BN called without a training argument normalises with",
+        lambda p: facts.observe_batch_norm(trainable=True, training=None).normalised_with),
     Row("bn_frozen_stats", "BN trainable=False, called with training=True, normalises with",
         lambda p: facts.observe_batch_norm(trainable=False, training=True).normalised_with),
     Row("bn_frozen_updates", "BN trainable=False, a training step: moving statistics updated",
         lambda p: facts.yes_no(facts.observe_batch_norm(trainable=False, training=True).moving_statistics_updated)),
+    Row("fit_passes_true", "base(x) with no training argument: training value its BN received in fit",
+        lambda p: str(_nested(p, base_training=None).modes["base_bn"][0])),
+    Row("inference_updates_bn", "predict / evaluate: BN statistics updated",
+        lambda p: " / ".join(map(facts.yes_no, facts.inference_updates_batch_norm().values()))),
+    Row("frozen_weights", "MobileNetV2 base frozen: trainable weights of the base / of the tutorial model",
+        lambda p: "{} / {}".format(*(facts.trainable_variable_counts("MobileNetV2", p)[k] for k in (
+            "base frozen: the base's own trainable weights", "base frozen")))),
+    Row("frozen_base", "base.trainable=False, base(x), fit: base kernels / BN statistics updated", _frozen_base),
     Row("nested_override", "base(x, training=False), base unfrozen, fit: base BN statistics updated",
         lambda p: facts.yes_no(bool(_nested(p).changed(probes.BN_MOVING)))),
+    Row("nested_kernels", "same model: base kernels updated",
+        lambda p: facts.yes_no(facts.base_kernels_changed(_nested(p)))),
     Row("nested_bn_mode", "same model: training value the base's BN received in fit",
         lambda p: str(_nested(p).modes["base_bn"][0])),
+    Row("dropout_inside_base", "same model: Dropout inside the base ran in training mode in fit",
+        lambda p: facts.yes_no(bool(_nested(p).ran_in_training_mode("base_dropout")))),
     Row("dropout_leak_fit", "same model: Dropout after the base ran in training mode in fit",
         lambda p: facts.yes_no(bool(_nested(p).ran_in_training_mode("head_dropout")))),
     Row("dropout_leak_call", "same model called with training=True: Dropout after the base drops",
@@ -94,11 +124,15 @@ class Matrix:
     def value(self, variant: str, row_id: str) -> str:
         return self.columns[variant]["values"][row_id]
 
-    def table(self) -> FactTable:
+    def label(self, variant: str) -> str:
+        return f"{variant} {self.columns[variant]['versions']['keras']}"
+
+    def table(self, anchors: bool = False) -> FactTable:
+        """One row per check, one column per variant; with ``anchors`` each row can be linked to."""
         names = list(self.columns)
-        header = ["check", *(f"{n} {self.columns[n]['versions']['keras']}" for n in names)]
+        header = ["check", *map(self.label, names)]
         rows = [[row.question, *(self.value(n, row.id) for n in names)] for row in ROWS]
-        return FactTable(header, rows)
+        return FactTable(header, rows, row_ids=[f"evidence-{row.id}" for row in ROWS] if anchors else None)
 
 
 def run_variant(name: str, profile: profiles.Profile) -> dict:

@@ -74,3 +74,19 @@ def matrix_counts(counts: dict[str, dict[str, int]], title: str):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def verdict_tally(counts: dict, order: tuple[str, ...], title: str):
+    """Stacked horizontal bars: per source, how many claims hold, fail, or depend on the version."""
+    sources = [s for s in counts if sum(counts[s].values())]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(sources) + 1.2))
+    left = np.zeros(len(sources))
+    for verdict, color in zip(order, ("tab:green", "tab:red", "tab:orange")):
+        values = np.array([counts[s][verdict] for s in sources])
+        ax.barh(sources, values, left=left, color=color, label=verdict)
+        left += values
+    ax.invert_yaxis()
+    ax.set(xlabel="claims", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -9,10 +9,15 @@ import html
 
 
 class FactTable:
-    def __init__(self, header: list[str], rows: list[list[object]], caption: str = ""):
+    def __init__(self, header: list[str], rows: list[list[object]], caption: str = "",
+                 row_ids: list[str] | None = None, links: dict[tuple[int, int], list[tuple[str, str]]] | None = None):
+        """``row_ids`` give HTML rows an ``id`` to link to; ``links`` maps (row, column) to (text, href) pairs
+        that replace that cell in HTML (the text rendering keeps the plain cell)."""
         self.header = [str(h) for h in header]
         self.rows = [[str(cell) for cell in row] for row in rows]
         self.caption = caption
+        self.row_ids = row_ids
+        self.links = links or {}
 
     def column(self, name: str) -> list[str]:
         i = self.header.index(name)
@@ -27,6 +32,15 @@ class FactTable:
     def _repr_html_(self) -> str:
         esc = html.escape
         head = "".join(f"<th>{esc(h)}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        body = "".join(
+            (f'<tr id="{esc(self.row_ids[i])}">' if self.row_ids else "<tr>")
+            + "".join(f"<td>{self._html_cell(i, j, c)}</td>" for j, c in enumerate(row)) + "</tr>"
+            for i, row in enumerate(self.rows)
+        )
         caption = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
         return f'<table class="fact-table">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+    def _html_cell(self, i: int, j: int, text: str) -> str:
+        if (i, j) not in self.links:
+            return html.escape(text)
+        return ", ".join(f'<a href="{html.escape(href)}">{html.escape(label)}</a>' for label, href in self.links[i, j])

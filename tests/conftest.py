@@ -1,4 +1,7 @@
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,17 @@ def keras():
     module = load_keras()
     module.utils.set_random_seed(0)
     return module
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Build the book once per test session from a copy of the sources; returns the HTML folder."""
+    site = tmp_path_factory.mktemp("site")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, site / name)
+    shutil.copytree(BOOK, site / "book")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    return site / "_build" / "html"

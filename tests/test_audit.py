@@ -1,0 +1,40 @@
+"""The audit's verdict logic, on matrix columns built by hand (the real columns are computed in the book)."""
+
+from companion import audit, matrix
+
+
+def _column(**overrides):
+    values = {row.id: "?" for row in matrix.ROWS}
+    values.update(overrides)
+    return {"versions": {"keras": "0"}, "values": values}
+
+
+def test_every_claim_reads_existing_checks_and_names_a_known_source():
+    ids = {row.id for row in matrix.ROWS}
+    for claim in audit.CLAIMS:
+        assert set(claim.evidence) <= ids
+        assert claim.source in audit.SOURCES
+
+
+def test_every_source_text_has_claims():
+    assert {claim.source for claim in audit.CLAIMS} == set(audit.SOURCES)
+
+
+def test_verdict_is_per_variant_then_overall():
+    claim = next(c for c in audit.CLAIMS if c.evidence == ("forced_dropout_predict",))
+    m = matrix.Matrix({"a": _column(forced_dropout_predict="yes"), "b": _column(forced_dropout_predict="no")}, {})
+    (verdict,) = [v for v in audit.verdicts(m) if v.claim is claim]
+    assert verdict.per_variant == {"a": True, "b": False}
+    assert verdict.overall == audit.DEPENDS
+    same = matrix.Matrix({"a": _column(forced_dropout_predict="no"), "b": _column(forced_dropout_predict="no")}, {})
+    assert [v for v in audit.verdicts(same) if v.claim is claim][0].overall == audit.FAILS
+
+
+def test_verdict_table_links_each_claim_to_its_evidence_rows():
+    m = matrix.Matrix({"a": _column()}, {})
+    table = audit.verdict_table(audit.verdicts(m), m)
+    html = table._repr_html_()
+    for claim in audit.CLAIMS:
+        for row_id in claim.evidence:
+            assert f'href="#evidence-{row_id}"' in html
+    assert 'id="evidence-nested_override"' in m.table(anchors=True)._repr_html_()

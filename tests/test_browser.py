@@ -1,0 +1,85 @@
+"""The built book in a real browser: every chapter renders its tables and figures, shows no error.
+
+Serves the HTML on loopback and opens each page in headless Chromium (Debian's `chromium` and
+`chromium-driver`, installed by `make setup` where it can). Screenshots are kept in
+`_build/test-artifacts/screenshots/`.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SCREENSHOTS = ROOT / "_build" / "test-artifacts" / "screenshots"
+
+if not (CHROMIUM and CHROMEDRIVER):
+    reason = "Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver"
+    if os.environ.get("CI"):
+        raise RuntimeError(reason)  # CI must run the browser test, never skip it
+    pytest.skip(reason, allow_module_level=True)
+
+
+def _pages():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"], *(c["file"] for c in toc["chapters"])]
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
+def test_page_renders_tables_and_figures_without_errors(server, browser, page):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/{page}.html")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / f"{page.split('/')[-1]}.png"))
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert "Traceback" not in text and not browser.find_elements(By.CSS_SELECTOR, ".output.traceback, .output.error")
+    assert "Verified with TensorFlow" in text
+    tables = browser.find_elements(By.CSS_SELECTOR, "table.fact-table")
+    assert tables and all(t.is_displayed() for t in tables[:1])
+    images = browser.find_elements(By.CSS_SELECTOR, "figure img, .cell_output img")
+    loaded = [browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
+              for i in images]
+    assert all(loaded), f"{sum(not x for x in loaded)} figure(s) failed to load on {page}"
+    if page != "book/introduction":
+        assert images, f"no figure on {page}"
+    # Readers' buttons: download of the .ipynb and a Colab launch link built from the repository URL.
+    source = browser.page_source
+    assert "colab.research.google.com" in source and ".ipynb" in source
+
+
+def test_search_page_exists(built_book):
+    assert (built_book / "search.html").is_file()
