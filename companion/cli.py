@@ -4,6 +4,7 @@
     companion run keras3_surprise --profile full -p seed 1
     companion matrix --profile smoke           the Keras version matrix
     companion variants install                 install keras-nightly and tf-keras next to TensorFlow
+    companion benchmark --profile smoke        input pipeline images/s next to training images/s
     companion book                             build the HTML book (executes every chapter)
     companion refresh book/X.ipynb             re-execute a chapter, keep only its fact outputs
 """
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from companion import notebook, profiles, variants
+from companion.data import DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -102,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     var.add_argument("action", choices=["list", "install"])
     var.add_argument("names", nargs="*", help=f"variants to install (default all): {', '.join(variants.VARIANTS)}")
 
+    bench = sub.add_parser("benchmark", help="input pipeline images/s next to model training images/s",
+                           description="Reads cats_and_dogs_filtered (from $COMPANION_DATA_DIR, or downloaded) at the "
+                                       "profile's size and times the pipeline and MobileNetV2 training.")
+    bench.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
+
     sub.add_parser("book", help="build the HTML book into _build/html (executes every chapter)")
 
     refresh = sub.add_parser("refresh", help="re-execute chapters and keep only their fact outputs (for committing)")
@@ -133,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
                     variants.install(variant)
                 state = "installed" if variants.is_installed(variant) else "not installed"
                 print(f"{variant.name:14} {state:14} {variant.description}")
+        elif args.command == "benchmark":
+            from companion import benchmark
+
+            result = benchmark.run(profiles.get(args.profile))
+            print(result.table())
+            return 0 if result.ratio >= benchmark.REQUIRED_RATIO else 1
         elif args.command == "book":
             return subprocess.call([str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)])
         elif args.command == "refresh":
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"executing {path}", flush=True)
                 notebook.refresh(path)
     except (UsageError, profiles.UnknownProfileError, notebook.UnknownParameterError,
-            variants.UnknownVariantError, variants.VariantNotInstalledError) as error:
+            variants.UnknownVariantError, variants.VariantNotInstalledError, DatasetError) as error:
         parser.exit(2, f"companion: error: {error}\n")
     return 0
 

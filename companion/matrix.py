@@ -127,6 +127,30 @@ class Matrix:
     def label(self, variant: str) -> str:
         return f"{variant} {self.columns[variant]['versions']['keras']}"
 
+    def _listing(self, names: list[str]) -> str:
+        labels = [f"`{self.label(n)}`" for n in names]
+        return " and ".join(labels) if len(labels) < 3 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+    def verdict_sentences(self) -> dict[str, str]:
+        """The chapter's conclusions as Markdown sentences, each produced from the measured values."""
+        names = list(self.columns)
+        overridden = [n for n in names if self.value(n, "nested_override") == "yes"]
+        protected = [n for n in names if self.value(n, "nested_override") == "no"]
+        leaking = [n for n in names if self.value(n, "dropout_leak_fit") == "no"]
+        remedy_works = [n for n in names if self.value(n, "remedy") == "no / no / yes"]
+        override = (f"Under {self._listing(overridden)}, `base(x, training=False)` did not protect the base's "
+                    "BatchNormalization statistics: `fit` moved them" if overridden
+                    else "No variant moved the base's statistics")
+        override += f"; under {self._listing(protected)} it did protect them." if protected else "."
+        leak = (f"Under {self._listing(leaking)}, the Dropout layer *after* the base received `training=False` "
+                "during `fit` and dropped nothing: the fixed value reached layers outside the base." if leaking
+                else "On every variant the Dropout after the base ran in training mode during `fit`.")
+        failing = [n for n in names if n not in remedy_works]
+        remedy = ("Setting every BatchNormalization layer's `trainable=False` kept the statistics and `gamma`/`beta` "
+                  f"fixed while the kernels trained under {self._listing(remedy_works)}"
+                  + (f", but not under {self._listing(failing)}." if failing else "."))
+        return {"verdict_override": override, "verdict_leak": leak, "verdict_remedy": remedy}
+
     def table(self, anchors: bool = False) -> FactTable:
         """One row per check, one column per variant; with ``anchors`` each row can be linked to."""
         names = list(self.columns)

@@ -79,6 +79,17 @@ def validate_parameters(values: dict) -> dict:
     return values
 
 
+def _show_figures_inline() -> None:
+    """Figures must reach the page even when the environment sets a non-interactive MPLBACKEND."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def start(namespace: dict) -> Run:
     """Validate the chapter's parameters, make the run deterministic, and return the run's settings."""
     values = validate_parameters(chapter_parameters(namespace))
@@ -91,6 +102,8 @@ def start(namespace: dict) -> Run:
 
     load_keras().utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    tf.get_logger().setLevel("ERROR")  # retracing notices: the probes build many small models on purpose
+    _show_figures_inline()
     return Run(profile=profile, seed=seed, versions=versions())
 
 

@@ -25,6 +25,9 @@ class Profile:
     mobilenet_alpha: float
     mobilenet_image_size: int
     xception_image_size: int
+    # Data and backbone for experiments that learn (the tutorials' runs, the benchmark).
+    images_per_class: int | None  # per class and split of cats_and_dogs_filtered; None: all
+    backbone: str  # "imagenet" (Keras' weights) or "standin" (the project's offline pretrained backbone)
 
 
 PROFILES = {
@@ -38,6 +41,8 @@ PROFILES = {
             mobilenet_alpha=0.35,
             mobilenet_image_size=96,
             xception_image_size=71,  # the smallest input Xception accepts
+            images_per_class=100,
+            backbone="standin",
         ),
         Profile(
             name="full",
@@ -47,6 +52,8 @@ PROFILES = {
             mobilenet_alpha=1.0,
             mobilenet_image_size=160,
             xception_image_size=150,
+            images_per_class=None,
+            backbone="imagenet",
         ),
     )
 }

@@ -11,7 +11,6 @@ BOOK = ROOT / "book"
 
 # Tests compute on the CPU, quietly and in the smallest profile, whatever the caller's environment says.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.pop("COMPANION_PROFILE", None)
 
 

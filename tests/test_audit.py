@@ -38,3 +38,16 @@ def test_verdict_table_links_each_claim_to_its_evidence_rows():
         for row_id in claim.evidence:
             assert f'href="#evidence-{row_id}"' in html
     assert 'id="evidence-nested_override"' in m.table(anchors=True)._repr_html_()
+
+
+def test_verdict_sentences_follow_the_measurements():
+    m = matrix.Matrix({
+        "keras": _column(nested_override="yes", dropout_leak_fit="yes", remedy="no / no / yes"),
+        "keras-nightly": _column(nested_override="no", dropout_leak_fit="no", remedy="no / no / yes"),
+        "tf-keras": _column(nested_override="no", dropout_leak_fit="yes", remedy="yes / no / yes"),
+    }, {})
+    sentences = m.verdict_sentences()
+    assert sentences["verdict_override"].startswith("Under `keras 0`, `base(x, training=False)` did not protect")
+    assert "under `keras-nightly 0` and `tf-keras 0` it did protect them" in sentences["verdict_override"]
+    assert sentences["verdict_leak"].startswith("Under `keras-nightly 0`, the Dropout layer *after* the base")
+    assert sentences["verdict_remedy"].endswith("but not under `tf-keras 0`.")

@@ -22,7 +22,7 @@ def test_help_lists_every_command_and_profile(capsys):
 def test_chapters_are_listed_in_book_order(capsys):
     assert cli.main(["chapters"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["introduction", "trainable_versus_training", "keras3_surprise"]
+    assert names == ["introduction", "trainable_versus_training", "keras3_surprise", "claims_audit"]
 
 
 @pytest.mark.parametrize(
