@@ -64,6 +64,8 @@ def test_page_renders_tables_and_figures_without_errors(server, browser, page):
 
     browser.get(f"{server}/{page}.html")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1400, min(height, 20000))  # the whole page in one screenshot
     browser.save_screenshot(str(SCREENSHOTS / f"{page.split('/')[-1]}.png"))
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "Traceback" not in text and not browser.find_elements(By.CSS_SELECTOR, ".output.traceback, .output.error")
