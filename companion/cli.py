@@ -2,6 +2,7 @@
 
     companion chapters                         list the chapters
     companion run keras3_surprise --profile full -p seed 1
+    companion recipes "MobileNetV2 2019" "MobileNetV2 2020"   diff two tutorials' recipes
     companion matrix --profile smoke           the Keras version matrix
     companion variants install                 install keras-nightly and tf-keras next to TensorFlow
     companion benchmark --profile smoke        input pipeline images/s next to training images/s
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from companion import notebook, profiles, variants
+from companion import notebook, profiles, recipes, variants
 from companion.data import DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"another chapter parameter; valid: {', '.join(n for n in notebook.PARAMETERS if n != 'profile')}")
     run.add_argument("--output", type=Path, default=Path("runs"), help="folder for the results (default ./runs)")
 
+    rec = sub.add_parser("recipes", help="list the tutorials' recipes, show one, or diff two",
+                         description="The three tutorials as recipes (typed values); a diff shows where they differ.")
+    rec.add_argument("names", nargs="*", metavar="RECIPE",
+                     help=f"none: list; one: show it; two: diff them. Valid: {', '.join(repr(n) for n in recipes.RECIPES)}")
+    rec.add_argument("--as-written", action="store_true", help="with the tutorials' known bugs, as published")
+    rec.add_argument("--only-differences", action="store_true", help="in a diff, only the fields that differ")
+
     matrix = sub.add_parser("matrix", help="print the Keras version matrix (each variant in its own process)")
     matrix.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
 
@@ -129,6 +137,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{summary['chapter']}: {summary['seconds']} s, executed notebook {summary['executed_notebook']}")
             for fact in summary["facts"]:
                 print(fact, end="\n\n")
+        elif args.command == "recipes":
+            chosen = [recipes.get(name) for name in args.names]
+            if args.as_written:
+                chosen = [r.as_written() for r in chosen]
+            if not chosen:
+                for recipe in recipes.RECIPES.values():
+                    print(f"{recipe.name:18} {recipe.source}")
+            elif len(chosen) == 1:
+                print(recipes.table(chosen[0]))
+            elif len(chosen) == 2:
+                print(recipes.diff_table(*chosen, only_differences=args.only_differences))
+            else:
+                raise UsageError("give one recipe to show or two to diff")
         elif args.command == "matrix":
             from companion import matrix
 
@@ -153,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"executing {path}", flush=True)
                 notebook.refresh(path)
     except (UsageError, profiles.UnknownProfileError, notebook.UnknownParameterError,
-            variants.UnknownVariantError, variants.VariantNotInstalledError, DatasetError) as error:
+            variants.UnknownVariantError, variants.VariantNotInstalledError, DatasetError,
+            recipes.UnknownRecipeError) as error:
         parser.exit(2, f"companion: error: {error}\n")
     return 0
 

@@ -1,0 +1,45 @@
+"""Recipes are data: fixed by default, as written on request, and two recipes diff field by field."""
+
+import pytest
+
+from companion import cli, recipes
+
+
+def test_each_recipe_cites_its_source_commit_or_date():
+    for recipe in recipes.RECIPES.values():
+        assert "@" in recipe.source or "20" in recipe.source
+
+
+def test_fixed_by_default_and_as_written_on_request():
+    fixed = recipes.MOBILENET_V2_2019
+    written = fixed.as_written()
+    assert fixed.loss_from_logits and fixed.accuracy_threshold == 0 and not fixed.phase2_initial_epoch_overlaps
+    assert not written.loss_from_logits and written.accuracy_threshold == 0.5 and written.phase2_initial_epoch_overlaps
+    assert recipes.XCEPTION_2020.as_written().loss_from_logits  # the guide had no such bug
+
+
+def test_where_training_false_goes():
+    assert recipes.MOBILENET_V2_2019.base_training is None
+    assert recipes.MOBILENET_V2_2020.base_training is False and recipes.XCEPTION_2020.base_training is False
+
+
+def test_diff_marks_exactly_the_fields_that_differ():
+    diff = recipes.diff_table(recipes.MOBILENET_V2_2019, recipes.MOBILENET_V2_2020)
+    marked = {row[0] for row in diff.rows if row[-1] == "differs"}
+    assert {"base called with", "head", "augmentation", "preprocessing", "dataset"} <= marked
+    assert "fine-tuning" not in marked and "image size" not in marked
+    only = recipes.diff_table(recipes.MOBILENET_V2_2019, recipes.MOBILENET_V2_2020, only_differences=True)
+    assert {row[0] for row in only.rows} == marked
+
+
+def test_unknown_recipe_lists_the_valid_ones(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["recipes", "ResNet 2021"])
+    assert exit_info.value.code == 2
+    assert "valid recipes: MobileNetV2 2019, MobileNetV2 2020, Xception 2020" in capsys.readouterr().err
+
+
+def test_cli_diff(capsys):
+    assert cli.main(["recipes", "MobileNetV2 2019", "Xception 2020", "--only-differences"]) == 0
+    out = capsys.readouterr().out
+    assert "architecture" in out and "differs" in out
