@@ -16,7 +16,9 @@ import yaml
 
 from conftest import ROOT
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+# Debian's chromium here; the Chrome that hosted CI runners ship (with its driver in $CHROMEWEBDRIVER) elsewhere.
+CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")
+CHROMEDRIVER = shutil.which("chromedriver") or shutil.which("chromedriver", path=os.environ.get("CHROMEWEBDRIVER"))
 SCREENSHOTS = ROOT / "_build" / "test-artifacts" / "screenshots"
 
 if not (CHROMIUM and CHROMEDRIVER):
