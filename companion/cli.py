@@ -6,6 +6,7 @@
     companion matrix --profile smoke           the Keras version matrix
     companion variants install                 install keras-nightly and tf-keras next to TensorFlow
     companion benchmark --profile smoke        input pipeline images/s next to training images/s
+    companion standin pretrain --out standin.keras   make the offline stand-in backbone
     companion book                             build the HTML book (executes every chapter)
     companion refresh book/X.ipynb             re-execute a chapter, keep only its fact outputs
 """
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 from companion import notebook, profiles, recipes, variants
+from companion import standin as standin_module
 from companion.data import DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +82,29 @@ def run_chapter(name: str, profile: str, parameters: dict, output_dir: Path) -> 
     return summary
 
 
+def run_standin(args) -> None:
+    if args.action == "pretrain":
+        config = standin_module.PretrainConfig(
+            epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, seed=args.seed,
+            alpha=args.alpha, images_per_class=args.images_per_class)
+        images, _ = standin_module.load_images("train", config.image_size, config.images_per_class)
+        validation, _ = standin_module.load_images("validation", config.image_size, config.images_per_class)
+        backbone, record = standin_module.pretrain(config, images, validation)
+        path = standin_module.save(backbone, record, args.out)
+        print(f"wrote {path} and {path.with_suffix('.json').name}: "
+              f"{json.dumps(record['pretext_accuracy_inference_mode'])}")
+        return
+    backbone, record = standin_module.load(args.path)
+    size, alpha = record["config"]["image_size"], record["config"]["alpha"]
+    train = standin_module.load_images("train", size)
+    validation = standin_module.load_images("validation", size)
+    baseline = variants.load_keras().applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None)
+    standin_module.reestimate_batch_norm(baseline, train[0])  # the same BN treatment as the stand-in
+    for name, model in (("stand-in", backbone), ("random weights, BN re-estimated", baseline)):
+        print(f"{name}: validation accuracy {standin_module.transfer_accuracy(model, train, validation):.3f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="companion",
@@ -116,6 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Reads cats_and_dogs_filtered (from $COMPANION_DATA_DIR, or downloaded) at the "
                                        "profile's size and times the pipeline and MobileNetV2 training.")
     bench.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
+
+    standin = sub.add_parser("standin", help="make or evaluate the offline stand-in backbone",
+                             description="Pretrain a MobileNetV2 without labels (SimCLR on the training images), or "
+                                         "report a stand-in's transfer accuracy next to a random backbone's.")
+    standin_sub = standin.add_subparsers(dest="action", required=True)
+    make = standin_sub.add_parser("pretrain", help="pretrain and write NAME.keras and NAME.json")
+    make.add_argument("--out", type=Path, required=True, help="where to write the .keras file (and its .json)")
+    defaults = standin_module.PretrainConfig()
+    for field in ("epochs", "image_size", "batch_size", "seed"):
+        make.add_argument(f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field),
+                          help=f"default {getattr(defaults, field)}")
+    make.add_argument("--alpha", type=float, default=defaults.alpha, help=f"default {defaults.alpha}")
+    make.add_argument("--images-per-class", type=int, default=None, help="default: all training images")
+    check = standin_sub.add_parser("evaluate", help="transfer accuracy of a stand-in and of a random backbone")
+    check.add_argument("path", type=Path)
 
     sub.add_parser("book", help="build the HTML book into _build/html (executes every chapter)")
 
@@ -167,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             result = benchmark.run(profiles.get(args.profile))
             print(result.table())
             return 0 if result.ratio >= benchmark.REQUIRED_RATIO else 1
+        elif args.command == "standin":
+            run_standin(args)
         elif args.command == "book":
             return subprocess.call([str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)])
         elif args.command == "refresh":
@@ -175,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 notebook.refresh(path)
     except (UsageError, profiles.UnknownProfileError, notebook.UnknownParameterError,
             variants.UnknownVariantError, variants.VariantNotInstalledError, DatasetError,
-            recipes.UnknownRecipeError) as error:
+            recipes.UnknownRecipeError, standin_module.StandinError) as error:
         parser.exit(2, f"companion: error: {error}\n")
     return 0
 
