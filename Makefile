@@ -1,11 +1,16 @@
 # One command each: `make book` sets up and builds the book, `make test` sets up and runs the tests.
 # Set-up is a virtual environment in .venv with the pinned versions of constraints.txt, and the two extra
 # Keras variants of the version matrix in .variants (pip --no-deps, next to the shared TensorFlow).
+#
+# `make book` executes every chapter in the `offline` profile (CPU, no internet: all the shared images and the
+# stand-in backbone; set COMPANION_DATA_DIR, or have internet for the one download of the images).
+# `make book PROFILE=full TF_EXTRA=gpu` uses each tutorial's own data and ImageNet weights (internet or cached).
 
 PYTHON ?= python3
 VENV ?= .venv
 # `make TF_EXTRA=gpu ...` installs tensorflow[and-cuda] instead of tensorflow-cpu.
 TF_EXTRA ?= cpu
+PROFILE ?= offline
 BIN := $(VENV)/bin
 export COMPANION_VARIANTS_DIR ?= $(CURDIR)/.variants
 # Unbuffered output so that progress shows as it happens.
@@ -29,7 +34,7 @@ $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt
 	touch $@
 
 book: setup
-	$(BIN)/jupyter-book build .
+	COMPANION_PROFILE=$(PROFILE) $(BIN)/jupyter-book build .
 	@echo "The book is in _build/html/index.html"
 
 test: setup browser

@@ -2,12 +2,14 @@
 
     companion chapters                         list the chapters
     companion run keras3_surprise --profile full -p seed 1
+    companion run "Xception 2020" --profile offline   a recipe runs as its chapter
     companion recipes "MobileNetV2 2019" "MobileNetV2 2020"   diff two tutorials' recipes
     companion matrix --profile smoke           the Keras version matrix
     companion variants install                 install keras-nightly and tf-keras next to TensorFlow
     companion benchmark --profile smoke        input pipeline images/s next to training images/s
     companion standin pretrain --out standin.keras   make the offline stand-in backbone
     companion book                             build the HTML book (executes every chapter)
+    companion book --executed runs/            build it from notebooks executed before (e.g. on a GPU)
     companion refresh book/X.ipynb             re-execute a chapter, keep only its fact outputs
 """
 
@@ -20,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from companion import notebook, profiles, recipes, variants
+from companion import data, notebook, profiles, recipes, variants
 from companion import standin as standin_module
 from companion.data import DatasetError
 
@@ -37,15 +39,52 @@ def chapters() -> dict[str, Path]:
     return {Path(f).name: ROOT / f"{f}.ipynb" for f in files}
 
 
+# Each recipe's own chapter: `companion run RECIPE` runs it.
+RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
+                   "Xception 2020": "xception_2020"}
+
+
 class UsageError(ValueError):
     pass
 
 
 def _chapter(name: str) -> Path:
     known = chapters()
+    name = RECIPE_CHAPTERS.get(name, name)
     if name not in known:
-        raise UsageError(f"unknown chapter {name!r}; valid chapters: {', '.join(known)}")
+        raise UsageError(f"unknown chapter or recipe {name!r}; valid chapters: {', '.join(known)}; "
+                         f"valid recipes: {', '.join(RECIPE_CHAPTERS)}")
     return known[name]
+
+
+def build_book(executed: Path | None = None) -> int:
+    """Build the HTML book into ``_build/html``: executing every chapter, or from notebooks executed before.
+
+    With ``executed`` (a folder of executed chapters, e.g. written by ``companion run`` on a GPU), the sources are
+    copied to a staging folder, each chapter replaced by its executed version, and the book built there with
+    execution turned off, so that the pages show exactly those runs.
+    """
+    import shutil
+    import tempfile
+
+    import yaml
+
+    jupyter_book = str(Path(sys.executable).parent / "jupyter-book")
+    if executed is None:
+        return subprocess.call([jupyter_book, "build", str(ROOT)])
+    missing = [path.name for path in chapters().values() if not (executed / path.name).is_file()]
+    if missing:
+        raise UsageError(f"{executed} lacks executed chapters: {', '.join(missing)} (run them with `companion run`)")
+    with tempfile.TemporaryDirectory() as staging:
+        site = Path(staging)
+        shutil.copy(ROOT / "_toc.yml", site / "_toc.yml")
+        config = yaml.safe_load((ROOT / "_config.yml").read_text())
+        config["execute"]["execute_notebooks"] = "off"
+        (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (site / "book").mkdir()
+        for path in chapters().values():
+            shutil.copy(executed / path.name, site / "book" / path.name)
+        return subprocess.call([jupyter_book, "build", str(site), "--path-output", str(ROOT)])
 
 
 def _parameter_value(text: str):
@@ -87,20 +126,18 @@ def run_standin(args) -> None:
         config = standin_module.PretrainConfig(
             epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, seed=args.seed,
             alpha=args.alpha, images_per_class=args.images_per_class)
-        images, _ = standin_module.load_images("train", config.image_size, config.images_per_class)
-        validation, _ = standin_module.load_images("validation", config.image_size, config.images_per_class)
+        images, _ = data.load_arrays("train", config.image_size, config.images_per_class)
+        validation, _ = data.load_arrays("validation", config.image_size, config.images_per_class)
         backbone, record = standin_module.pretrain(config, images, validation)
         path = standin_module.save(backbone, record, args.out)
         print(f"wrote {path} and {path.with_suffix('.json').name}: "
               f"{json.dumps(record['pretext_accuracy_inference_mode'])}")
         return
     backbone, record = standin_module.load(args.path)
-    size, alpha = record["config"]["image_size"], record["config"]["alpha"]
-    train = standin_module.load_images("train", size)
-    validation = standin_module.load_images("validation", size)
-    baseline = variants.load_keras().applications.MobileNetV2(
-        input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None)
-    standin_module.reestimate_batch_norm(baseline, train[0])  # the same BN treatment as the stand-in
+    size = record["config"]["image_size"]
+    train = data.load_arrays("train", size)
+    validation = data.load_arrays("validation", size)
+    baseline = standin_module.random_baseline(record["config"], train[0])
     for name, model in (("stand-in", backbone), ("random weights, BN re-estimated", baseline)):
         print(f"{name}: validation accuracy {standin_module.transfer_accuracy(model, train, validation):.3f}")
 
@@ -117,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute one chapter with papermill under a profile",
                          description="Execute a chapter; writes the executed notebook and a JSON summary.")
-    run.add_argument("chapter", help="chapter name (see `companion chapters`)")
+    run.add_argument("chapter", help="chapter name (see `companion chapters`) or recipe name (see `companion recipes`)")
     run.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)} (default smoke)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help=f"another chapter parameter; valid: {', '.join(n for n in notebook.PARAMETERS if n != 'profile')}")
@@ -157,7 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = standin_sub.add_parser("evaluate", help="transfer accuracy of a stand-in and of a random backbone")
     check.add_argument("path", type=Path)
 
-    sub.add_parser("book", help="build the HTML book into _build/html (executes every chapter)")
+    book = sub.add_parser("book", help="build the HTML book into _build/html (executes every chapter)",
+                          description="Build the HTML book into _build/html. Without --executed every chapter is "
+                                      "executed (profile from $COMPANION_PROFILE, default smoke).")
+    book.add_argument("--executed", type=Path, default=None, metavar="FOLDER",
+                      help="build from these executed chapters instead (from `companion run --output FOLDER`)")
 
     refresh = sub.add_parser("refresh", help="re-execute chapters and keep only their fact outputs (for committing)")
     refresh.add_argument("notebooks", nargs="+", type=Path)
@@ -210,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "standin":
             run_standin(args)
         elif args.command == "book":
-            return subprocess.call([str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)])
+            return build_book(args.executed)
         elif args.command == "refresh":
             for path in args.notebooks:
                 print(f"executing {path}", flush=True)

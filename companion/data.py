@@ -19,6 +19,7 @@ Public API:
 - :func:`make_dataset` ``(files, labels, image_size, batch_size, shuffle, seed) -> tf.data.Dataset``.
 - :func:`load_splits` ``(image_size, batch_size, seed, limit_per_class=None) -> Splits``: train, validation and
   test datasets as in the tutorial, with the scan report.
+- :func:`load_arrays` ``(split, image_size, images_per_class=None) -> (images, labels)``: one split in memory.
 - :func:`require_network` and :func:`load_tfds_cats_vs_dogs`: TFDS ``cats_vs_dogs``, failing within seconds offline.
 - :func:`pipeline_images_per_second` ``(dataset, batches=None) -> Throughput``: input pipeline speed.
 - :class:`DatasetError`: every problem with the data, with what to do about it.
@@ -40,7 +41,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -57,11 +58,14 @@ SPLITS = ("train", "validation")
 CLASS_NAMES = ("cats", "dogs")  # label 0 and 1: the alphabetical order image_dataset_from_directory uses
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # the extensions image_dataset_from_directory reads
 
-# SHA-256 of cats_and_dogs_filtered.zip as served at DATASET_URL.
-# TODO(verify online): no public source citing a hash of this archive was found (public code, issues and pages
-# searched for "cats_and_dogs_filtered.zip" with sha256, md5 and file_hash), and this machine cannot download it.
-# Until a value is pinned here, download_dataset() warns with the SHA-256 of what it downloaded, to check and paste.
+# SHA-256 of cats_and_dogs_filtered.zip as served at DATASET_URL. No public source citing one was found (public
+# code, issues and pages searched for "cats_and_dogs_filtered.zip" with sha256, md5 and file_hash), and the machines
+# this project is built on cannot download it. Until one is pinned, a download is verified file by file against
+# CONTENT_MANIFEST instead, and download_dataset() says the archive's SHA-256, to check and pin here.
 CATS_AND_DOGS_SHA256: str | None = None
+# SHA-256 of every image of a real copy of the dataset (`sha256sum -c` can read it). That copy lacks one image of
+# the archive (train/cats/cat.459.jpg), so a download may hold images the manifest cannot vouch for: they are named.
+CONTENT_MANIFEST = Path(__file__).parent / "assets" / "cats_and_dogs_filtered.sha256"
 
 # Where download_dataset() extracts, next to the archive in Keras' cache. A name of our own, so that a folder
 # left by get_file(extract=True) (which extracts in place, not atomically) is never mistaken for ours.
@@ -95,11 +99,12 @@ def dataset_root(allow_download: bool = True) -> Path:
     return download_dataset()
 
 
-def download_dataset(cache_dir: str | Path | None = None) -> Path:
+def download_dataset(cache_dir: str | Path | None = None, manifest: Path = CONTENT_MANIFEST) -> Path:
     """Download the tutorial's archive into Keras' cache, verify it, extract it safely; the extracted root.
 
     ``keras.utils.get_file`` downloads only when the archive is not cached yet (or, with a pinned hash, when the
-    cached copy does not match it). The extraction is ours, not ``get_file``'s: see :func:`extract_archive`.
+    cached copy does not match it). The extraction is ours, not ``get_file``'s: see :func:`extract_archive`. The
+    extracted images are checked against ``manifest`` before the extraction is kept (:func:`verify_content`).
     """
     from companion.variants import load_keras
 
@@ -116,18 +121,40 @@ def download_dataset(cache_dir: str | Path | None = None) -> Path:
                            f"Set {DATA_DIR_ENV} to a folder that contains {DATASET_FOLDER}/.") from error
     root = archive.parent / _EXTRACTED_FOLDER
     if not (root / DATASET_FOLDER).is_dir():
-        if CATS_AND_DOGS_SHA256 is None:
-            warnings.warn(
-                f"{archive} is used unverified: no SHA-256 is pinned in companion.data.CATS_AND_DOGS_SHA256. "
-                f"Its SHA-256 is {_sha256(archive)}; check it against a trusted copy and pin it.",
-                stacklevel=2,
-            )
-        else:
+        if CATS_AND_DOGS_SHA256 is not None:
             verify_archive(archive, CATS_AND_DOGS_SHA256)
         if root.exists():  # an extraction without the dataset folder: not ours, or from an older layout
             raise DatasetError(f"{root} exists but holds no {DATASET_FOLDER}/: delete {root} and run again")
-        extract_archive(archive, root)
+        unlisted: list[str] = []
+        extract_archive(archive, root, verify=lambda staging: unlisted.extend(verify_content(staging, manifest)))
+        if CATS_AND_DOGS_SHA256 is None or unlisted:
+            warnings.warn(
+                f"{archive}: every image listed in {manifest.name} matched"
+                + (f"; {len(unlisted)} file(s) it does not list were kept unverified: {', '.join(unlisted[:5])}"
+                   if unlisted else "")
+                + (f". The archive's own SHA-256 is {_sha256(archive)}; pin it in companion.data.CATS_AND_DOGS_SHA256"
+                   if CATS_AND_DOGS_SHA256 is None else ""),
+                stacklevel=2,
+            )
     return root
+
+
+def verify_content(root: Path, manifest: Path = CONTENT_MANIFEST) -> list[str]:
+    """Check every file ``manifest`` lists (``sha256  relative/path`` lines) under ``root``.
+
+    Raises :class:`DatasetError` naming what is missing or different; returns the files under
+    ``root/cats_and_dogs_filtered`` that the manifest does not list (relative paths), which it cannot vouch for.
+    """
+    expected = dict(reversed(line.split(maxsplit=1)) for line in manifest.read_text().splitlines() if line.strip())
+    problems = [f"{name} is missing" if not (root / name).is_file() else f"{name} differs"
+                for name, digest in expected.items()
+                if not (root / name).is_file() or _sha256(root / name) != digest]
+    if problems:
+        raise DatasetError(
+            f"the extracted data does not match {manifest.name}: {len(problems)} problem(s), e.g. "
+            f"{'; '.join(problems[:3])}. Nothing was kept: delete the archive and run again to download it afresh.")
+    found = (path.relative_to(root).as_posix() for path in (root / DATASET_FOLDER).rglob("*") if path.is_file())
+    return sorted(name for name in found if name not in expected)
 
 
 def verify_archive(path: str | Path, sha256: str) -> None:
@@ -152,13 +179,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def extract_archive(archive: str | Path, destination: str | Path) -> Path:
+def extract_archive(archive: str | Path, destination: str | Path,
+                    verify: Callable[[Path], object] | None = None) -> Path:
     """Extract a zip archive into ``destination`` (which must not exist yet); ``destination``.
 
     Every member is checked before anything is written: absolute paths, ``..`` components and symbolic links are
     refused, since they can write outside ``destination``. Members are written into a hidden staging folder next
-    to ``destination``, renamed into place only once complete: an interrupted extraction leaves no half-filled
-    ``destination`` that a later run would take for the dataset.
+    to ``destination``, renamed into place only once complete (and once ``verify(staging)``, if given, returned
+    without raising): an interrupted or rejected extraction leaves no half-filled ``destination`` that a later run
+    would take for the dataset.
     """
     archive, destination = Path(archive), Path(destination)
     if destination.exists():
@@ -180,6 +209,8 @@ def extract_archive(archive: str | Path, destination: str | Path) -> Path:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with zipped.open(member) as source, open(target, "wb") as sink:
                         shutil.copyfileobj(source, sink)
+                if verify is not None:
+                    verify(staging)
                 staging.chmod(0o755)  # mkdtemp makes it private; the dataset is not
                 staging.rename(destination)
             except BaseException:
@@ -438,6 +469,29 @@ def load_splits(image_size: tuple[int, int], batch_size: int, seed: int, limit_p
                   test=dataset(validation[:test_size], False), report=report)
 
 
+def load_arrays(split: str, image_size: int, images_per_class: int | None = None, *, progress: bool = True):
+    """One split of cats_and_dogs_filtered as uint8 arrays ``(images, labels)``, decoded once.
+
+    The first ``images_per_class`` files of each class (all if ``None``), cats first; files the scan skips are
+    left out. For work that wants the images in memory (pretraining, probes) rather than a ``tf.data`` pipeline.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    layout = load_layout(dataset_root())
+    pairs = [(path, label) for label, name in enumerate(CLASS_NAMES)
+             for path in layout.files[split][name][:images_per_class]]
+    readable = set(scan_images([path for path, _ in pairs], progress=progress).readable)
+    pairs = [(path, label) for path, label in pairs if path in readable]
+    dataset = make_dataset([path for path, _ in pairs], [label for _, label in pairs], (image_size, image_size),
+                           batch_size=128, shuffle=False)
+    images, labels = [], []
+    for x, y in tqdm(dataset, desc=f"decoding {split} images", unit="batch", disable=not progress):
+        images.append(np.clip(np.round(x.numpy()), 0, 255).astype("uint8"))
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
 # --- TFDS cats_vs_dogs (the 2019 tutorial and the Xception guide) -----------------------------------------------
 
 
@@ -494,27 +548,43 @@ def _connect(addresses: list[tuple], deadline: float) -> None:
     raise error
 
 
-def load_tfds_cats_vs_dogs(split_spec: str, image_size: tuple[int, int], batch_size: int) -> tf.data.Dataset:
-    """TFDS ``cats_vs_dogs`` as the Keras Xception guide prepares it: resized, cached, batched, prefetched.
+def load_tfds_cats_vs_dogs(split_spec: str, image_size: tuple[int, int], batch_size: int, shuffle: bool = False,
+                           seed: int | None = None) -> tf.data.Dataset:
+    """TFDS ``cats_vs_dogs`` as the tutorials prepare it: resized, cached, (shuffled,) batched, prefetched.
 
     ``split_spec`` is a TFDS split such as ``"train[:40%]"``. Images are float32 in [0, 255], labels int32, as
-    from :func:`make_dataset`. TFDS drops the archive's corrupt JPEGs itself. Needs internet (checked first, see
-    :func:`require_network`) and the ``tensorflow-datasets`` package, which the companion does not install.
+    from :func:`make_dataset`. ``shuffle`` reshuffles the cached images every epoch with a buffer of 1000, as the
+    2019 MobileNetV2 tutorial does. TFDS drops the archive's corrupt JPEGs itself. Needs internet (checked first,
+    see :func:`require_network`) unless TFDS has the data already, and the ``tensorflow-datasets`` package (the
+    ``full`` extra of the companion).
     """
-    require_network()
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
-        raise DatasetError("TFDS cats_vs_dogs needs the tensorflow-datasets package, which the companion does not "
-                           "install: pip install tensorflow-datasets importlib_resources") from error
+        raise DatasetError("TFDS cats_vs_dogs needs the tensorflow-datasets package: "
+                           "pip install 'training-vs-trainable[full]' (or: make full-setup)") from error
     import tensorflow as tf
+
+    builder = tfds.builder("cats_vs_dogs")
+    if not _tfds_prepared(builder):
+        require_network()
 
     def resize(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.image.resize(image, image_size), tf.cast(label, tf.int32)
 
     dataset = tfds.load("cats_vs_dogs", split=split_spec, as_supervised=True)
     dataset = dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if shuffle:
+        dataset = dataset.shuffle(1000, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _tfds_prepared(builder) -> bool:
+    """Whether TFDS has already downloaded and prepared the dataset (then no network is needed)."""
+    try:
+        return bool(builder.is_prepared())
+    except Exception:  # older TFDS versions without is_prepared(): look for the data folder
+        return Path(builder.data_dir).is_dir()
 
 
 # --- Throughput -------------------------------------------------------------------------------------------------

@@ -356,8 +356,20 @@ def fine_tune_architecture(
     y = rng.integers(0, 2, size=(n, 1)).astype("float32")
     calibrate_batch_norm(base, x)
     model = transfer_model(base, base_training, dropout=0.2, pool=True)
+    label = "remedy: BN frozen" if remedy else f"base(x, training={base_training})"
+    return probe_fine_tuning(model, base, fine_tune_at, remedy, x, y, profile, architecture, label)
+
+
+def probe_fine_tuning(model, base, fine_tune_at: int, freeze_bn: bool, x, y, profile: Profile,
+                      architecture: str, label: str) -> FineTuneObservation:
+    """The tutorials' fine-tuning step on ``model`` (which contains ``base``), probed over a few ``fit`` steps.
+
+    Unfreezes the base except ``layers[:fine_tune_at]``, optionally freezes every BN layer (the remedy), compiles
+    with ``RMSprop(1e-5)`` as the MobileNetV2 tutorial does, fits ``x, y`` and counts what changed in the base.
+    """
+    keras = load_keras()
     unfreeze(base, fine_tune_at)
-    if remedy:
+    if freeze_bn:
         freeze_batch_norm(base)
     bn = [layer for layer in base.layers if probes.is_batch_norm(layer)]
     model.compile(
@@ -369,17 +381,20 @@ def fine_tune_architecture(
         for _ in layer.trainable_weights
     )
     report = probes.observe(model, probes.fit(model, x, y, profile.probe_steps, profile.probe_batch_size))
-    base_kernels = [v for v in report.changed(probes.KERNELS) if not v.layer.startswith("head_")]
+    base_layers = {layer.name for layer in base.layers}
+    base_kernels = [v for v in report.changed(probes.KERNELS) if v.layer in base_layers]
+    head_dropout = next((name for name, kind in report.layer_kinds.items()
+                         if kind == "Dropout" and name not in base_layers), None)
     return FineTuneObservation(
         architecture=architecture,
-        variant_of_recipe=("remedy: BN frozen" if remedy else f"base(x, training={base_training})"),
+        variant_of_recipe=label,
         bn_layers=len(bn),
         bn_layers_unfrozen=sum(layer.trainable for layer in bn),
-        bn_layers_moved=len(report.changed_layers(probes.BN_MOVING)),
-        bn_layers_affine_updated=len(report.changed_layers(probes.BN_AFFINE)),
+        bn_layers_moved=len([name for name in report.changed_layers(probes.BN_MOVING) if name in base_layers]),
+        bn_layers_affine_updated=len([n for n in report.changed_layers(probes.BN_AFFINE) if n in base_layers]),
         kernels_updated=len(base_kernels),
         kernels_unfrozen=unfrozen_kernels,
-        head_dropout_training=report.ran_in_training_mode("head_dropout"),
+        head_dropout_training=report.ran_in_training_mode(head_dropout) if head_dropout else None,
         report=report,
     )
 

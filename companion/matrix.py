@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Callable
 
-from companion import facts, probes, profiles, variants
+from companion import cache, facts, probes, profiles, variants
 from companion.tables import FactTable
 
 
@@ -42,11 +42,16 @@ def _nested(profile, remedy=False, base_training=False, base_trainable=True):
     return facts.fine_tune_small(base_training, remedy, profile, base_trainable=base_trainable)
 
 
-def _remedy_summary(profile):
-    report = _nested(profile, remedy=True)
+def _remedy_summary(profile, base_training=False):
+    report = _nested(profile, remedy=True, base_training=base_training)
     parts = [bool(report.changed(kind)) for kind in (probes.BN_MOVING, probes.BN_AFFINE)]
     parts.append(facts.base_kernels_changed(report))
     return " / ".join(map(facts.yes_no, parts))
+
+
+def _head_dropout_active(profile, remedy, base_training):
+    return facts.yes_no(bool(_nested(profile, remedy=remedy, base_training=base_training)
+                             .ran_in_training_mode("head_dropout")))
 
 
 def _frozen_base(profile):
@@ -95,6 +100,12 @@ ROWS = [
         lambda p: facts.yes_no(facts.dropout_after_base_active(False))),
     Row("remedy", "remedy (every BN trainable=False), fit: BN statistics / gamma,beta / kernels updated",
         _remedy_summary),
+    Row("remedy_dropout", "same model with the remedy: Dropout after the base ran in training mode in fit",
+        lambda p: _head_dropout_active(p, remedy=True, base_training=False)),
+    Row("remedy_alone", "remedy with base(x) (no training argument), fit: BN statistics / gamma,beta / kernels updated",
+        lambda p: _remedy_summary(p, base_training=None)),
+    Row("remedy_alone_dropout", "remedy with base(x): Dropout after the base ran in training mode in fit",
+        lambda p: _head_dropout_active(p, remedy=True, base_training=None)),
     Row("recompile", "trainable=False set after compile, no recompile: fit still updates the layer",
         lambda p: facts.yes_no(facts.trainable_change_needs_recompile(p)["updated without recompile"])),
     Row("mobilenet_as_written", "MobileNetV2, fine_tune_at=100, base(x, training=False), fit",
@@ -149,14 +160,25 @@ class Matrix:
         remedy = ("Setting every BatchNormalization layer's `trainable=False` kept the statistics and `gamma`/`beta` "
                   f"fixed while the kernels trained under {self._listing(remedy_works)}"
                   + (f", but not under {self._listing(failing)}." if failing else "."))
-        return {"verdict_override": override, "verdict_leak": leak, "verdict_remedy": remedy}
+        alone = [n for n in names if self.value(n, "remedy_alone") == "no / no / yes"
+                 and self.value(n, "remedy_alone_dropout") == "yes"]
+        rest = [n for n in names if n not in alone]
+        recommendation = (
+            "Setting every BatchNormalization layer's `trainable=False` and calling the base *without* "
+            "`training=False` kept the statistics and `gamma`/`beta` fixed, trained the kernels and left the head's "
+            f"Dropout in training mode under {self._listing(alone)}"
+            + (f", but not under {self._listing(rest)}." if rest else "."))
+        return {"verdict_override": override, "verdict_leak": leak, "verdict_remedy": remedy,
+                "verdict_recommendation": recommendation}
 
-    def table(self, anchors: bool = False) -> FactTable:
-        """One row per check, one column per variant; with ``anchors`` each row can be linked to."""
+    def table(self, anchors: bool = False, only: tuple[str, ...] | None = None) -> FactTable:
+        """One row per check (``only`` these row ids, if given), one column per variant; with ``anchors`` each row
+        can be linked to."""
         names = list(self.columns)
         header = ["check", *map(self.label, names)]
-        rows = [[row.question, *(self.value(n, row.id) for n in names)] for row in ROWS]
-        return FactTable(header, rows, row_ids=[f"evidence-{row.id}" for row in ROWS] if anchors else None)
+        chosen = [row for row in ROWS if only is None or row.id in only]
+        rows = [[row.question, *(self.value(n, row.id) for n in names)] for row in chosen]
+        return FactTable(header, rows, row_ids=[f"evidence-{row.id}" for row in chosen] if anchors else None)
 
 
 def run_variant(name: str, profile: profiles.Profile) -> dict:
@@ -173,14 +195,22 @@ def run_variant(name: str, profile: profiles.Profile) -> dict:
 
 
 def compute(profile: profiles.Profile, names: list[str] | None = None, progress: bool = True) -> Matrix:
+    """Every variant's column; a column computed before with the same settings, versions and code is reused
+    (:mod:`companion.cache`), so the chapters that show the matrix compute it once per build."""
     from tqdm.auto import tqdm
 
     names = names or list(variants.VARIANTS)
     columns, seconds = {}, {}
     for name in tqdm(names, desc="Keras variants", disable=not progress):
+        kept = cache.Folder(cache.cache_dir() / "matrix" / f"{profile.name}-{name}", {
+            "profile": repr(profile), "variant": repr(variants.get(name)), "this process": variants.versions()})
+        if kept.has("column.json"):
+            columns[name], seconds[name] = json.loads(kept.file("column.json").read_text())
+            continue
         start = time.perf_counter()
         columns[name] = run_variant(name, profile)
         seconds[name] = time.perf_counter() - start
+        kept.file("column.json").write_text(json.dumps([columns[name], seconds[name]]))
     return Matrix(columns, seconds)
 
 

@@ -152,10 +152,3 @@ def refresh(path, timeout: int = 1800) -> None:
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     nbformat.write(strip_to_facts(nb), path)
-
-
-def strip(path) -> None:
-    """Make a committed chapter clean without executing it (after editing its text)."""
-    import nbformat
-
-    nbformat.write(strip_to_facts(nbformat.read(path, as_version=4)), path)

@@ -90,3 +90,53 @@ def verdict_tally(counts: dict, order: tuple[str, ...], title: str):
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def accuracy_bars(accuracies: dict[str, float], title: str, chance: float = 0.5):
+    """Horizontal bars of validation accuracies, with the chance level marked."""
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(accuracies) + 1.2))
+    labels = list(accuracies)
+    ax.barh(labels, [accuracies[k] for k in labels], color="tab:blue")
+    ax.axvline(chance, color="grey", linestyle=":", label="chance")
+    for i, label in enumerate(labels):
+        ax.annotate(f"{accuracies[label]:.3f}", (accuracies[label], i), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="validation accuracy (inference mode)", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(results: dict, title: str, metric: str = "accuracy"):
+    """Training and validation ``metric`` per epoch of :class:`companion.runs.RunResult` values, one panel each:
+    phase 1 once, then one line per fine-tuning variant, with the start of fine-tuning marked."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.4), squeeze=False, sharey=True)
+    for ax, (name, result) in zip(axes[0], results.items()):
+        phase1 = result.phase1
+        ax.plot(phase1.epochs, phase1.metrics[metric], color="black", linestyle="--", label="phase 1, training")
+        ax.plot(phase1.epochs, phase1.metrics[f"val_{metric}"], color="black", label="phase 1, validation")
+        for color, (variant, tuned) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                           result.fine_tuning.items()):
+            epochs = tuned.history.epochs
+            ax.plot(epochs, tuned.history.metrics[metric], color=color, linestyle="--")
+            ax.plot(epochs, tuned.history.metrics[f"val_{metric}"], color=color, label=f"fine-tuning: {variant}")
+        ax.axvline(phase1.epochs[-1] + 0.5, color="grey", linestyle=":")
+        ax.set(title=name, xlabel="epoch")
+    axes[0, 0].set_ylabel(f"{metric} (dashed: training, solid: validation)")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def drift_by_epoch(result, title: str):
+    """For each fine-tuning variant, the largest moving-mean change of any BN layer after each epoch."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for variant, tuned in result.fine_tuning.items():
+        ax.plot(tuned.history.epochs, [max(epoch, default=0.0) for epoch in tuned.bn_mean_drift], marker="o",
+                label=variant)
+    ax.set(xlabel="epoch", ylabel="largest |change| of a moving mean", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from companion import data
 from companion.variants import load_keras
 
 LABEL = ("Stand-in backbone: MobileNetV2 pretrained offline by this project (SimCLR on the training images, no "
@@ -55,23 +54,31 @@ class StandinError(RuntimeError):
     pass
 
 
-def load_images(split: str, image_size: int, images_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One split of cats_and_dogs_filtered as uint8 arrays (images, labels), decoded once with a progress bar."""
-    from tqdm.auto import tqdm
+# The stand-in the book uses, made with `companion standin pretrain` (its .json says exactly how).
+SHIPPED = Path(__file__).parent / "assets" / "standin_mobilenetv2_a035_64.keras"
+# Every recipe tried for it, with the transfer accuracy `companion standin evaluate` measured, and the target.
+ATTEMPTS = Path(__file__).parent / "assets" / "standin_attempts.json"
 
-    layout = data.load_layout(data.dataset_root())
-    pairs = [(path, label) for label, name in enumerate(data.CLASS_NAMES)
-             for path in layout.files[split][name][:images_per_class]]
-    report = data.scan_images([p for p, _ in pairs])
-    readable = set(report.readable)
-    pairs = [(p, label) for p, label in pairs if p in readable]
-    dataset = data.make_dataset([p for p, _ in pairs], [label for _, label in pairs], (image_size, image_size),
-                                batch_size=128, shuffle=False)
-    images, labels = [], []
-    for x, y in tqdm(dataset, desc=f"decoding {split} images", unit="batch"):
-        images.append(np.clip(np.round(x.numpy()), 0, 255).astype("uint8"))
-        labels.append(y.numpy())
-    return np.concatenate(images), np.concatenate(labels)
+
+def attempts() -> dict:
+    return json.loads(ATTEMPTS.read_text())
+
+
+def random_baseline(config: dict, images: np.ndarray):
+    """The stand-in's architecture with random weights, its BN statistics re-estimated on ``images``: the fair
+    baseline (without re-estimation its pooled features in inference mode are about 1e-11)."""
+    size = config["image_size"]
+    backbone = load_keras().applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=config["alpha"], include_top=False, weights=None)
+    reestimate_batch_norm(backbone, images)
+    return backbone
+
+
+def reset_batch_norm(backbone) -> None:
+    """Put every BN layer's moving statistics back to Keras' initial values (mean 0, variance 1)."""
+    for layer in batch_norm_layers(backbone):
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, "float32"))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, "float32"))
 
 
 def _scale(x):
@@ -200,7 +207,7 @@ def pretrain(config: PretrainConfig, images: np.ndarray, validation: np.ndarray 
     for layer in layers:
         layer.momentum = keras_momentum
     record = {
-        "command": " ".join(sys.argv),
+        "command": pretrain_command(config),
         "config": dataclasses.asdict(config),
         "data": f"cats_and_dogs_filtered train split, {len(images)} images, labels not read",
         "architecture": f"keras.applications.MobileNetV2(input_shape=({size}, {size}, 3), alpha={config.alpha}, "
@@ -220,6 +227,14 @@ def pretrain(config: PretrainConfig, images: np.ndarray, validation: np.ndarray 
     return backbone, record
 
 
+def pretrain_command(config: PretrainConfig, out: str = "companion/assets/standin_mobilenetv2_a035_64.keras") -> str:
+    """The command that makes a stand-in with ``config`` (the defaults of `companion standin pretrain` aside)."""
+    options = [f"--{name.replace('_', '-')} {getattr(config, name)}"
+               for name in ("epochs", "image_size", "batch_size", "seed", "alpha", "images_per_class")
+               if getattr(config, name) is not None]
+    return f"companion standin pretrain --out {out} " + " ".join(options)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -234,18 +249,24 @@ def save(backbone, record: dict, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path):
-    """Load a stand-in with ``safe_mode=True`` after checking its SHA-256 against its record."""
+def record(path: str | Path = SHIPPED) -> dict:
+    """How the stand-in at ``path`` was made (its .json record), without loading it."""
     path = Path(path)
     record_path = path.with_suffix(".json")
     if not path.is_file() or not record_path.is_file():
         raise StandinError(f"stand-in backbone {path} or its record {record_path.name} is missing: make one with "
                            f"`companion standin pretrain --out {path}`")
-    record = json.loads(record_path.read_text())
-    if _sha256(path) != record["file"]["sha256"]:
-        raise StandinError(f"{path} does not match the SHA-256 in {record_path.name}: the file was changed or "
-                           "damaged; make it again with `companion standin pretrain`")
-    return load_keras().saving.load_model(path, safe_mode=True), record
+    return json.loads(record_path.read_text())
+
+
+def load(path: str | Path = SHIPPED):
+    """Load a stand-in with ``safe_mode=True`` after checking its SHA-256 against its record."""
+    path = Path(path)
+    made = record(path)
+    if _sha256(path) != made["file"]["sha256"]:
+        raise StandinError(f"{path} does not match the SHA-256 in {path.with_suffix('.json').name}: the file was "
+                           "changed or damaged; make it again with `companion standin pretrain`")
+    return load_keras().saving.load_model(path, safe_mode=True), made
 
 
 def transfer_accuracy(backbone, train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],

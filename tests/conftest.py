@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
-# Tests compute on the CPU, quietly and in the smallest profile, whatever the caller's environment says.
+# Tests compute on the CPU, quietly and in the smallest profile, whatever the caller's environment says, and
+# start from an empty cache: every kept result (run checkpoints, matrix columns) is computed in this session.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.pop("COMPANION_PROFILE", None)
+os.environ["COMPANION_CACHE_DIR"] = tempfile.mkdtemp(prefix="companion-test-cache-")
 
 
 @pytest.fixture(scope="session")

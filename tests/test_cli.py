@@ -22,14 +22,15 @@ def test_help_lists_every_command_and_profile(capsys):
 def test_chapters_are_listed_in_book_order(capsys):
     assert cli.main(["chapters"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["introduction", "trainable_versus_training", "keras3_surprise", "claims_audit"]
+    assert names == ["introduction", "trainable_versus_training", "keras3_surprise", "standin_backbone",
+                     "mobilenet_v2_2019", "mobilenet_v2_2020", "xception_2020", "side_by_side", "claims_audit"]
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run", "chapter9"], "unknown chapter 'chapter9'; valid chapters: introduction, trainable_versus_training"),
-        (["run", "introduction", "--profile", "tiny"], "unknown profile 'tiny'; valid profiles: smoke, full"),
+        (["run", "chapter9"], "unknown chapter or recipe 'chapter9'; valid chapters: introduction, trainable_versus_training"),
+        (["run", "introduction", "--profile", "tiny"], "unknown profile 'tiny'; valid profiles: smoke, offline, full"),
         (["run", "introduction", "-p", "epochs", "3"], "unknown parameter 'epochs'; valid parameters: profile, seed"),
         (["matrix", "--profile", "huge"], "unknown profile 'huge'"),
         (["variants", "install", "keras2"], "unknown Keras variant 'keras2'; valid variants: keras, keras-nightly"),

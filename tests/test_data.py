@@ -97,14 +97,19 @@ def test_without_a_local_copy_or_download_the_error_says_what_to_set(monkeypatch
 
 
 def _archive_of_a_small_dataset(tmp_path):
-    folder = make_dataset_folder(tmp_path / "source") / "cats_and_dogs_filtered"
+    """A small dataset zipped as the tutorial's archive, and a content manifest of its images."""
+    source = make_dataset_folder(tmp_path / "source")
     downloads = tmp_path / "keras" / "datasets"
     downloads.mkdir(parents=True)
-    return zip_folder(folder, downloads / data.ARCHIVE_NAME)
+    manifest = tmp_path / "manifest.sha256"
+    manifest.write_text("".join(
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(source).as_posix()}\n"
+        for path in sorted((source / "cats_and_dogs_filtered").rglob("*.jpg"))))
+    return zip_folder(source / "cats_and_dogs_filtered", downloads / data.ARCHIVE_NAME), manifest
 
 
 def test_download_extracts_a_verified_archive_next_to_it(monkeypatch, tmp_path):
-    archive = _archive_of_a_small_dataset(tmp_path)
+    archive, manifest = _archive_of_a_small_dataset(tmp_path)
     asked = {}
 
     def fake_get_file(**arguments):  # stands for the download, which this machine cannot do
@@ -113,28 +118,54 @@ def test_download_extracts_a_verified_archive_next_to_it(monkeypatch, tmp_path):
 
     monkeypatch.setattr(data, "CATS_AND_DOGS_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
     monkeypatch.setattr("keras.utils.get_file", fake_get_file)
-    root = data.download_dataset()
+    root = data.download_dataset(manifest=manifest)
     assert asked["origin"] == data.DATASET_URL and asked["file_hash"] == data.CATS_AND_DOGS_SHA256
     assert root.parent == archive.parent
     assert data.load_layout(root).counts()["train"] == {"cats": 3, "dogs": 3}
-    assert data.download_dataset() == root  # extracted once, reused afterwards
+    assert data.download_dataset(manifest=manifest) == root  # extracted once, reused afterwards
 
 
-def test_an_unpinned_download_warns_with_the_hash_to_pin(monkeypatch, tmp_path):
-    archive = _archive_of_a_small_dataset(tmp_path)
+def test_an_unpinned_download_is_checked_file_by_file_and_says_the_hash_to_pin(monkeypatch, tmp_path):
+    archive, manifest = _archive_of_a_small_dataset(tmp_path)
     monkeypatch.setattr(data, "CATS_AND_DOGS_SHA256", None)
     monkeypatch.setattr("keras.utils.get_file", lambda **_: str(archive))
-    with pytest.warns(UserWarning, match=hashlib.sha256(archive.read_bytes()).hexdigest()):
-        data.download_dataset()
+    with pytest.warns(UserWarning, match=f"every image listed in manifest.sha256 matched.*"
+                                         f"{hashlib.sha256(archive.read_bytes()).hexdigest()}"):
+        data.download_dataset(manifest=manifest)
+
+
+def test_a_download_with_a_changed_image_is_not_kept(monkeypatch, tmp_path):
+    archive, manifest = _archive_of_a_small_dataset(tmp_path)
+    listed = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(["0" * 64 + "  " + listed[0].split(maxsplit=1)[1], *listed[1:]]) + "\n")
+    monkeypatch.setattr(data, "CATS_AND_DOGS_SHA256", None)
+    monkeypatch.setattr("keras.utils.get_file", lambda **_: str(archive))
+    with pytest.raises(DatasetError, match="1 problem.*differs.*Nothing was kept"):
+        data.download_dataset(manifest=manifest)
+    assert sorted(p.name for p in archive.parent.iterdir()) == [data.ARCHIVE_NAME]
+
+
+def test_images_the_manifest_does_not_list_are_named(monkeypatch, tmp_path):
+    archive, manifest = _archive_of_a_small_dataset(tmp_path)
+    manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[1:]))
+    monkeypatch.setattr(data, "CATS_AND_DOGS_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
+    monkeypatch.setattr("keras.utils.get_file", lambda **_: str(archive))
+    with pytest.warns(UserWarning, match="1 file\\(s\\) it does not list were kept unverified: "
+                                         "cats_and_dogs_filtered/train/cats/"):
+        data.download_dataset(manifest=manifest)
+
+
+def test_the_real_copy_matches_the_committed_manifest(real_root):
+    assert data.verify_content(real_root) == []
 
 
 def test_a_tampered_download_is_not_extracted(monkeypatch, tmp_path):
-    archive = _archive_of_a_small_dataset(tmp_path)
+    archive, manifest = _archive_of_a_small_dataset(tmp_path)
     monkeypatch.setattr(data, "CATS_AND_DOGS_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
     archive.write_bytes(archive.read_bytes() + b"tampered")
     monkeypatch.setattr("keras.utils.get_file", lambda **_: str(archive))
     with pytest.raises(DatasetError, match="SHA-256"):
-        data.download_dataset()
+        data.download_dataset(manifest=manifest)
     assert sorted(p.name for p in archive.parent.iterdir()) == [data.ARCHIVE_NAME]
 
 

@@ -68,7 +68,7 @@ def test_papermill_injects_parameters(tmp_path):
 @pytest.mark.parametrize(
     "parameters, message",
     [
-        ({"profile": "tiny"}, "unknown profile 'tiny'; valid profiles: smoke, full"),
+        ({"profile": "tiny"}, "unknown profile 'tiny'; valid profiles: smoke, offline, full"),
         ({"epochs": 3}, "unknown parameter 'epochs'; valid parameters: profile, seed"),
     ],
 )

@@ -6,7 +6,7 @@ from companion import notebook, profiles, variants
 
 
 def test_unknown_profile_lists_the_valid_ones():
-    with pytest.raises(profiles.UnknownProfileError, match="valid profiles: smoke, full"):
+    with pytest.raises(profiles.UnknownProfileError, match="valid profiles: smoke, offline, full"):
         profiles.get("tiny")
 
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from companion import standin
+from companion import data, standin
 
 pytestmark = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                 reason="needs the real images: set COMPANION_DATA_DIR")
@@ -16,7 +16,7 @@ TINY = standin.PretrainConfig(image_size=32, epochs=1, batch_size=8, images_per_
 
 @pytest.fixture(scope="module")
 def pretrained():
-    images, labels = standin.load_images("train", TINY.image_size, TINY.images_per_class)
+    images, labels = data.load_arrays("train", TINY.image_size, TINY.images_per_class)
     assert images.shape == (16, 32, 32, 3) and images.dtype == np.uint8 and sorted(set(labels)) == [0, 1]
     return standin.pretrain(TINY, images)
 
@@ -56,7 +56,7 @@ def test_missing_backbone_says_how_to_make_one(tmp_path):
 
 def test_transfer_accuracy_is_a_validation_accuracy(pretrained):
     backbone, _ = pretrained
-    train = standin.load_images("train", 32, 8)
-    validation = standin.load_images("validation", 32, 8)
+    train = data.load_arrays("train", 32, 8)
+    validation = data.load_arrays("validation", 32, 8)
     accuracy = standin.transfer_accuracy(backbone, train, validation, epochs=2)
     assert 0.0 <= accuracy <= 1.0 and not backbone.trainable
