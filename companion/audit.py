@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 from typing import Callable
 
 from companion.matrix import Matrix
@@ -50,7 +51,16 @@ def _no_bn_moved(row: str) -> Callable[[dict], bool]:
     return lambda v: v[row].startswith("0 of")
 
 
+def _all_kernels(row: str) -> Callable[[dict], bool]:
+    """An architecture row's "N of M kernels updated" has N == M > 0."""
+    def check(v):
+        found = re.search(r"(\d+) of (\d+) kernels updated", v[row])
+        return bool(found) and found[1] == found[2] != "0"
+    return check
+
+
 CLAIMS = [
+    # --- The Stack Exchange question (000/001) ---
     Claim("SE question", "we set the training argument to False to maintain the pre-trained values of Batch "
           "Normalization",
           "Calling an unfrozen base with training=False keeps its BN moving statistics fixed during fit.",
@@ -58,18 +68,48 @@ CLAIMS = [
     Claim("SE question", "the trainable attribute to False to freeze the weights",
           "With base.trainable=False, fit changes neither the base's kernels nor its BN statistics.",
           ("frozen_base",), _is("frozen_base", "no / no")),
-    Claim("SE question", "When the argument training is True ... the BN mean and variance are being updated",
-          "A BN layer called with training=True updates its moving statistics, frozen or not.",
-          ("bn_frozen_updates",), _is("bn_frozen_updates", "yes")),
+    Claim("SE question", "Afterwards for fine-tuning, we can re-train the weights and set the trainable attribute "
+          "to True",
+          "After unfreezing (and recompiling), fit updates the base's kernels, even with base(x, training=False).",
+          ("nested_kernels", "mobilenet_as_written", "xception_as_written"),
+          _all(_is("nested_kernels", "yes"), _all_kernels("mobilenet_as_written"), _all_kernels("xception_as_written"))),
+    Claim("SE question", "When the argument training is True, that, to me, implies ... the BN mean and variance are "
+          "being updated",
+          "A trainable BN layer called with training=True updates its moving statistics (a frozen one does not: "
+          "see the FAQ's BatchNormalization claim).",
+          ("bn_trainable_updates",), _is("bn_trainable_updates", "yes")),
+    Claim("SE question", "[training=True implies] Dropout is being applied",
+          "A Dropout layer called with training=True drops (and scales) its inputs.",
+          ("dropout_inverted",), _is("dropout_inverted", "yes")),
+    Claim("SE question", "[training=True implies] the weights are from the backwards pass",
+          "The training argument itself does not update weights: whether backprop changes a layer's weights "
+          "follows trainable (a frozen AutoScaleDropout trains in training mode without its scale moving; a base "
+          "called with training=False still has its kernels trained).",
+          ("autoscale_frozen", "nested_kernels"),
+          lambda v: not (v["autoscale_frozen"].endswith("/ no") and v["nested_kernels"] == "yes")),
+    # --- Its answer (000-002) ---
     Claim("SE answer", "training=True: The layer will normalize its inputs using the mean and variance of the "
           "current batch",
-          "Any BN layer, trainable or frozen, called with training=True normalises with the batch statistics.",
-          ("bn_trainable_stats", "bn_frozen_stats"),
-          _all(_is("bn_trainable_stats", "batch statistics"), _is("bn_frozen_stats", "batch statistics"))),
+          "A trainable BN layer called with training=True normalises with the batch statistics (the answer quotes "
+          "the Keras documentation, which states the frozen case separately).",
+          ("bn_trainable_stats",), _is("bn_trainable_stats", "batch statistics")),
     Claim("SE answer", "training=False: The layer will normalize its inputs using the mean and variance of its "
           "moving statistics",
           "A BN layer called with training=False normalises with its moving statistics.",
           ("bn_inference_stats",), _is("bn_inference_stats", "moving statistics")),
+    Claim("SE answer", "γ, β are learned ... learned in Backpropagation",
+          "A trainable BN layer's gamma and beta are trainable weights that a training step updates.",
+          ("bn_variables", "bn_trainable_affine"),
+          _all(lambda v: v["bn_variables"].endswith("/ yes"), _is("bn_trainable_affine", "yes"))),
+    Claim("SE answer", "each BN layer adds four parameters per input: γ, β, μ, and σ",
+          "A BN layer holds four numbers per channel (Keras stores the moving variance rather than σ).",
+          ("bn_variables",), lambda v: v["bn_variables"].startswith("4 /")),
+    Claim("SE answer", "μ and σ, are the moving averages; they are not affected by backpropagation, so Keras calls "
+          "them \u201cnon-trainable\u201d. However, they are estimated during training",
+          "The moving statistics are non-trainable weights, and training-mode steps of a trainable BN layer move "
+          "them.",
+          ("bn_variables", "bn_trainable_updates"),
+          _all(lambda v: v["bn_variables"].split(" / ")[1:2] == ["yes"], _is("bn_trainable_updates", "yes"))),
     Claim("SE answer", "if you will not set it False it will continue updating μ and σ with every batch of test data",
           "predict or evaluate, without training=False, update the BN moving statistics.",
           ("inference_updates_bn",), lambda v: v["inference_updates_bn"] != "no / no"),
@@ -77,37 +117,68 @@ CLAIMS = [
           "A BN layer called without training runs in inference mode; fit passes training=True to it.",
           ("bn_default_stats", "fit_passes_true"),
           _all(_is("bn_default_stats", "moving statistics"), _is("fit_passes_true", "True"))),
+    Claim("SE answer", "We need this Flag here so that we can compensate(during testing) ... multiply each neuron's "
+          "input connection weights by 0.5 after training",
+          "Keras' Dropout compensates at test time (rather than scaling the survivors during training).",
+          ("dropout_inverted", "dropout_inference"),
+          lambda v: v["dropout_inverted"] == "no" and v["dropout_inference"] == "no"),
     Claim("SE answer", "Alternatively, we can divide each neuron's output by the keep probability during training",
           "Keras' Dropout does this alternative: survivors are scaled by 1/(1-rate) in training, and inference "
           "is the identity, so nothing is rescaled after training.",
           ("dropout_inverted", "dropout_inference"),
           _all(_is("dropout_inverted", "yes"), _is("dropout_inference", "yes"))),
-    Claim("blog", "it disables the application of dropout layers",
-          "Dropout layers inside a base called with training=False do not drop during fit.",
-          ("dropout_inside_base",), _is("dropout_inside_base", "no")),
-    Claim("blog", "and batch normalization's training-time statistics updates",
-          "fit does not update the BN statistics of an unfrozen base called with training=False.",
-          ("nested_override",), _is("nested_override", "no")),
+    # --- The blog article (003) ---
     Claim("blog", "When training=False is set for a pre-trained model, the weights of all layers are frozen",
           "fit leaves the kernels of an unfrozen base called with training=False unchanged.",
           ("nested_kernels",), _is("nested_kernels", "no")),
+    Claim("blog", "This means the gradient calculations bypass these layers completely",
+          "No gradient update reaches an unfrozen base called with training=False: its kernels and BN gamma/beta "
+          "stay unchanged in fit.",
+          ("nested_kernels",), _is("nested_kernels", "no")),
+    Claim("blog", "Setting training=False disables this dropout",
+          "Dropout layers inside a base called with training=False do not drop during fit.",
+          ("dropout_inside_base",), _is("dropout_inside_base", "no")),
+    Claim("blog", "With training=False, these running statistics are used for normalization instead of the batch "
+          "statistics",
+          "A BN layer called with training=False normalises with its moving statistics, also when it sits in an "
+          "unfrozen base called with training=False during fit (it then receives training=False).",
+          ("bn_inference_stats", "nested_bn_mode"),
+          _all(_is("bn_inference_stats", "moving statistics"), _is("nested_bn_mode", "False"))),
+    Claim("blog", "using batch statistics during inference could lead to inconsistent results, depending on the "
+          "batch size",
+          "With training=True an image's BN output depends on the rest of its batch; with training=False it does "
+          "not.",
+          ("bn_batch_dependence",), _is("bn_batch_dependence", "yes / no")),
+    Claim("blog", "[training=False] and batch normalization's training-time statistics updates",
+          "fit does not update the BN statistics of an unfrozen base called with training=False.",
+          ("nested_override",), _is("nested_override", "no")),
     Claim("blog", "Failing to do so can lead to unexpected behavior",
           "A frozen base called without training=False has its BN statistics updated by fit.",
           ("frozen_base",), lambda v: v["frozen_base"].endswith("/ yes")),
-    Claim("blog", "base_model.trainable = False effectively sets training=False for all layers within base_model",
-          "Every layer with trainable=False runs in inference mode even when called with training=True.",
+    Claim("blog", "Training loop (training=True implicitly applied here for the added classifier)",
+          "In fit, a Dropout in the head after a base called as base(x) runs in training mode.",
+          ("head_dropout_plain",), _is("head_dropout_plain", "yes")),
+    Claim("blog", "base_model.trainable = False effectively sets training=False for all layers within base_model "
+          "during the prediction phase",
+          "It is trainable=False that puts every layer of the base in inference mode: a frozen layer runs in "
+          "inference mode even when called with training=True (true of BatchNormalization, tested for Dropout too; "
+          "in predict every layer runs in inference mode anyway).",
           ("dropout_frozen_drops", "bn_frozen_stats"),
           _all(_is("dropout_frozen_drops", "no"), _is("bn_frozen_stats", "moving statistics"))),
     Claim("blog", "Layers up to a certain point are frozen, implicitly utilizing training=False during both "
           "training and inference",
-          "Frozen layers (Dropout and BN alike) behave as in inference mode during fit.",
-          ("dropout_frozen_drops", "bn_frozen_updates"),
-          _all(_is("dropout_frozen_drops", "no"), _is("bn_frozen_updates", "no"))),
+          "Frozen layers (Dropout and BN alike) behave as in inference mode during fit: frozen Dropout does not "
+          "drop, frozen BN normalises with and keeps its moving statistics.",
+          ("dropout_frozen_drops", "bn_frozen_stats", "bn_frozen_updates"),
+          _all(_is("dropout_frozen_drops", "no"), _is("bn_frozen_stats", "moving statistics"),
+               _is("bn_frozen_updates", "no"))),
     Claim("blog", "During inference, training=None (or False if explicitly passed) will be used, influencing "
           "dropout and batch normalization accordingly",
-          "In inference Dropout is the identity and predict/evaluate leave the BN statistics alone.",
-          ("dropout_inference", "inference_updates_bn"),
-          _all(_is("dropout_inference", "yes"), _is("inference_updates_bn", "no / no"))),
+          "In predict, layers receive training=None; Dropout is then the identity and predict/evaluate leave the BN "
+          "statistics alone.",
+          ("predict_mode", "dropout_inference", "inference_updates_bn"),
+          _all(_is("predict_mode", "None"), _is("dropout_inference", "yes"), _is("inference_updates_bn", "no / no"))),
+    # --- The Keras FAQ (004) ---
     Claim("Keras FAQ", "in training mode, a Dropout layer applies random dropout and rescales the output. In "
           "inference mode, the same layer does nothing",
           "Dropout drops and rescales under training=True and is the identity under training=False.",
@@ -123,6 +194,12 @@ CLAIMS = [
     Claim("Keras FAQ", "the trainable attribute and the training call argument are independent",
           "A Dropout layer with trainable=False still drops under training=True.",
           ("dropout_frozen_drops",), _is("dropout_frozen_drops", "yes")),
+    Claim("Keras FAQ", "a dropout layer where the scaling factor is learned during training ... with a *frozen* "
+          "scaling factor",
+          "AutoScaleDropout has one trainable weight, which fit moves; frozen, it has none, still drops in training "
+          "mode, and fit leaves its scale alone.",
+          ("autoscale_trainable", "autoscale_frozen"),
+          _all(_is("autoscale_trainable", "1 / yes / yes"), _is("autoscale_frozen", "0 / yes / no"))),
     Claim("Keras FAQ", "setting bn.trainable = False will also make its training call argument default to False",
           "A frozen BN layer called with training=True normalises with its moving statistics and does not "
           "update them.",
@@ -131,6 +208,7 @@ CLAIMS = [
     Claim("Keras FAQ", "This behavior only applies for BatchNormalization",
           "For Dropout, trainable=False does not change the training/inference behaviour.",
           ("dropout_frozen_drops",), _is("dropout_frozen_drops", "yes")),
+    # --- The tutorials (their advice paraphrased; see the recipes) ---
     Claim("MobileNetV2 2020", "[paraphrase] pass training=False when calling the base so that its "
           "BatchNormalization layers stay in inference mode after unfreezing for fine-tuning",
           "Fine-tuning MobileNetV2 from layer 100 with base(x, training=False) moves no BN statistics.",
@@ -141,11 +219,14 @@ CLAIMS = [
           ("xception_as_written",), _no_bn_moved("xception_as_written")),
     Claim("Xception 2020", "[paraphrase] with base_model.trainable = False the BatchNormalization layers run "
           "in inference mode and do not update their statistics",
-          "fit with a frozen base changes neither its kernels nor its BN statistics.",
-          ("frozen_base",), _is("frozen_base", "no / no")),
+          "A frozen BN layer runs in inference mode under training=True, and fit with a frozen base changes neither "
+          "its kernels nor its BN statistics.",
+          ("bn_frozen_stats", "frozen_base"),
+          _all(_is("bn_frozen_stats", "moving statistics"), _is("frozen_base", "no / no"))),
     Claim("Xception 2020", "[paraphrase] recompile the model after changing trainable",
-          "A trainable change made after compile is ignored by fit until the model is recompiled.",
-          ("recompile",), _is("recompile", "yes")),
+          "A trainable change made after compile is ignored by fit until the model is recompiled, and honoured "
+          "after.",
+          ("recompile",), _is("recompile", "yes / no")),
     Claim("Keras 3 guide", "[paraphrase] after unfreezing, set the BatchNormalization layers' trainable = False "
           "explicitly",
           "With every BN layer frozen, fine-tuning moves no BN statistics and no gamma/beta, while kernels train "

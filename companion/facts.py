@@ -457,3 +457,41 @@ def trainable_variable_counts(architecture: str, profile: Profile) -> dict[str, 
         unfreeze(base, fine_tune_at)
         counts[f"layers[:{fine_tune_at}] refrozen"] = len(model.trainable_weights)
     return counts
+
+
+# --- Smaller facts the claims audit needs -----------------------------------------------------------------------
+
+
+def batch_norm_variables(channels: int = 8) -> dict[str, str]:
+    """What a BatchNormalization layer stores: its parameter count per channel, and which variables are trainable."""
+    keras = load_keras()
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, channels))
+    non_trainable = {id(v) for v in layer.non_trainable_weights}
+    trainable = {id(v) for v in layer.trainable_weights}
+    return {
+        "parameters per channel": str(layer.count_params() // channels),
+        "moving statistics non-trainable": yes_no(all(id(getattr(layer, n)) in non_trainable
+                                                      for n in ("moving_mean", "moving_variance"))),
+        "gamma/beta trainable": yes_no(all(id(getattr(layer, n)) in trainable for n in ("gamma", "beta"))),
+    }
+
+
+def batch_norm_output_depends_on_batch(training: bool, seed: int = 0) -> bool:
+    """Does one image's BatchNormalization output change when it is normalised in a different batch?"""
+    keras = load_keras()
+    x, _ = _images(8, seed=seed)
+    layer = keras.layers.BatchNormalization()
+    alone_ish = np.asarray(layer(x[:2], training=training))[0]
+    in_batch = np.asarray(layer(x, training=training))[0]
+    return not np.allclose(alone_ish, in_batch, atol=1e-5)
+
+
+def training_value_in_predict(seed: int = 0):
+    """The ``training`` value a Dropout layer's call receives when ``model.predict`` runs the model."""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dropout(0.5, name="dropout")(inputs))
+    report = probes.observe(model, lambda: model.predict(np.ones((2, 4), "float32"), verbose=0))
+    return report.modes["dropout"][0]

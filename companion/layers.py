@@ -7,7 +7,13 @@ mode, so it shows that the ``trainable`` attribute and the ``training`` argument
 
 from __future__ import annotations
 
-import keras
+import tensorflow as tf
+
+from companion.variants import load_keras
+
+# The layer derives from the Dropout of whichever Keras this process runs (Keras 3 or tf_keras), so that the
+# version matrix can measure it under every variant; it uses TensorFlow ops, which both run on.
+keras = load_keras()
 
 
 @keras.saving.register_keras_serializable(package="companion")
@@ -33,5 +39,5 @@ class AutoScaleDropout(keras.layers.Dropout):
     def call(self, inputs, training=False):
         if not training:
             return inputs
-        keep = keras.random.uniform(keras.ops.shape(inputs), seed=self.seed_generator) >= self.rate
-        return keras.ops.where(keep, inputs * self.scale, keras.ops.zeros_like(inputs))
+        keep = tf.random.uniform(tf.shape(inputs)) >= self.rate
+        return tf.where(keep, inputs * self.scale, tf.zeros_like(inputs))

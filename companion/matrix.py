@@ -27,9 +27,9 @@ class Row:
     measure: Callable[[profiles.Profile], str]
 
 
-def _architecture_row(architecture: str, remedy: bool):
+def _architecture_row(architecture: str, remedy: bool, base_training: bool | None = False):
     def measure(profile):
-        obs = facts.fine_tune_architecture(architecture, profile, base_training=False, remedy=remedy)
+        obs = facts.fine_tune_architecture(architecture, profile, base_training=base_training, remedy=remedy)
         return (f"{obs.bn_layers_moved} of {obs.bn_layers} BN moved, "
                 f"{obs.kernels_updated} of {obs.kernels_unfrozen} kernels updated")
 
@@ -59,6 +59,16 @@ def _frozen_base(profile):
     return " / ".join(map(facts.yes_no, [facts.base_kernels_changed(report), bool(report.changed(probes.BN_MOVING))]))
 
 
+@functools.lru_cache(maxsize=None)
+def _autoscale():
+    return facts.autoscale_dropout_facts()
+
+
+def _autoscale_row(trainable: bool):
+    keys = ("len(layer.trainable_weights)", "drops under training=True", "fit changed the scale")
+    return lambda p: " / ".join(_autoscale()[f"trainable={trainable}: {key}"] for key in keys)
+
+
 ROWS = [
     Row("dropout_inverted", "Dropout(0.5), training=True: about half zeroed, survivors x2",
         lambda p: facts.yes_no(facts.dropout_is_inverted(facts.observe_dropout(0.5)))),
@@ -78,6 +88,16 @@ ROWS = [
         lambda p: facts.observe_batch_norm(trainable=False, training=True).normalised_with),
     Row("bn_frozen_updates", "BN trainable=False, a training step: moving statistics updated",
         lambda p: facts.yes_no(facts.observe_batch_norm(trainable=False, training=True).moving_statistics_updated)),
+    Row("bn_trainable_updates", "BN trainable=True, a training step with training=True: moving statistics updated",
+        lambda p: facts.yes_no(facts.observe_batch_norm(trainable=True, training=True).moving_statistics_updated)),
+    Row("bn_trainable_affine", "BN trainable=True, a training step with training=True: gamma/beta updated",
+        lambda p: facts.yes_no(facts.observe_batch_norm(trainable=True, training=True).gamma_beta_updated)),
+    Row("bn_variables", "BN per channel: parameters / moving statistics non-trainable / gamma,beta trainable",
+        lambda p: " / ".join(facts.batch_norm_variables().values())),
+    Row("bn_batch_dependence", "one image's BN output depends on its batch: training=True / training=False",
+        lambda p: " / ".join(facts.yes_no(facts.batch_norm_output_depends_on_batch(t)) for t in (True, False))),
+    Row("predict_mode", "training value a layer's call receives in predict",
+        lambda p: str(facts.training_value_in_predict())),
     Row("fit_passes_true", "base(x) with no training argument: training value its BN received in fit",
         lambda p: str(_nested(p, base_training=None).modes["base_bn"][0])),
     Row("inference_updates_bn", "predict / evaluate: BN statistics updated",
@@ -106,8 +126,16 @@ ROWS = [
         lambda p: _remedy_summary(p, base_training=None)),
     Row("remedy_alone_dropout", "remedy with base(x): Dropout after the base ran in training mode in fit",
         lambda p: _head_dropout_active(p, remedy=True, base_training=None)),
-    Row("recompile", "trainable=False set after compile, no recompile: fit still updates the layer",
-        lambda p: facts.yes_no(facts.trainable_change_needs_recompile(p)["updated without recompile"])),
+    Row("recompile", "trainable=False set after compile, no recompile / after a recompile: fit updates the layer",
+        lambda p: " / ".join(map(facts.yes_no, facts.trainable_change_needs_recompile(p).values()))),
+    Row("head_dropout_plain", "base(x) with no training argument, fit: Dropout after the base ran in training mode",
+        lambda p: facts.yes_no(bool(_nested(p, base_training=None).ran_in_training_mode("head_dropout")))),
+    Row("autoscale_trainable", "AutoScaleDropout trainable=True: trainable weights / drops in training / fit moved its scale",
+        _autoscale_row(True)),
+    Row("autoscale_frozen", "AutoScaleDropout trainable=False: trainable weights / drops in training / fit moved its scale",
+        _autoscale_row(False)),
+    Row("mobilenet_2019", "MobileNetV2, fine_tune_at=100, base(x) (2019), fit",
+        _architecture_row("MobileNetV2", remedy=False, base_training=None)),
     Row("mobilenet_as_written", "MobileNetV2, fine_tune_at=100, base(x, training=False), fit",
         _architecture_row("MobileNetV2", remedy=False)),
     Row("mobilenet_remedy", "MobileNetV2, fine_tune_at=100, remedy, fit", _architecture_row("MobileNetV2", True)),

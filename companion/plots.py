@@ -122,10 +122,11 @@ def training_curves(results: dict, title: str, metric: str = "accuracy"):
             ax.plot(epochs, tuned.history.metrics[metric], color=color, linestyle="--")
             ax.plot(epochs, tuned.history.metrics[f"val_{metric}"], color=color, label=f"fine-tuning: {variant}")
         ax.axvline(phase1.epochs[-1] + 0.5, color="grey", linestyle=":")
-        ax.set(title=name, xlabel="epoch")
+        ax.set(title=name if len(results) > 1 else title, xlabel="epoch")
     axes[0, 0].set_ylabel(f"{metric} (dashed: training, solid: validation)")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title)
+    axes[0, -1].legend(fontsize=7, loc="best")
+    if len(results) > 1:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

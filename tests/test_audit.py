@@ -1,6 +1,11 @@
 """The audit's verdict logic, on matrix columns built by hand (the real columns are computed in the book)."""
 
+import re
+
+import pytest
+
 from companion import audit, matrix
+from conftest import ROOT
 
 
 def _column(**overrides):
@@ -51,3 +56,26 @@ def test_verdict_sentences_follow_the_measurements():
     assert "under `keras-nightly 0` and `tf-keras 0` it did protect them" in sentences["verdict_override"]
     assert sentences["verdict_leak"].startswith("Under `keras-nightly 0`, the Dropout layer *after* the base")
     assert sentences["verdict_remedy"].endswith("but not under `tf-keras 0`.")
+
+
+SOURCES_DIR = ROOT.parent / "shared" / "sources"
+# Which of the shared source files each short source name quotes.
+SOURCE_FILES = {"SE question": ("000", "001"), "SE answer": ("000", "001", "002"), "blog": ("003",),
+                "Keras FAQ": ("004",)}
+
+
+def _normalised(text: str) -> str:
+    for fancy, plain in (("\u2019", "'"), ("\u2018", "'"), ("\u201c", '"'), ("\u201d", '"'), ("`", ""), ("*", "")):
+        text = text.replace(fancy, plain)
+    return re.sub(r"\s+([,.;:])", r"\1", re.sub(r"\s+", " ", text)).lower()
+
+
+@pytest.mark.skipif(not SOURCES_DIR.is_dir(), reason="the shared source texts are not beside the checkout")
+@pytest.mark.parametrize("claim", [c for c in audit.CLAIMS if c.source in SOURCE_FILES], ids=lambda c: c.quote[:40])
+def test_every_quote_is_in_its_source(claim):
+    """Each part of a quote between '...' (bracketed glosses aside) stands in one of its source's files."""
+    texts = [_normalised(path.read_text(errors="replace")) for prefix in SOURCE_FILES[claim.source]
+             for path in SOURCES_DIR.glob(f"{prefix}_*.txt")]
+    for part in re.sub(r"\[[^\]]*\]", "", claim.quote).split("..."):
+        part = _normalised(part).strip()
+        assert part and any(part in text for text in texts), f"not found in {claim.source}: {part!r}"

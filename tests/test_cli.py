@@ -2,7 +2,7 @@
 
 import pytest
 
-from companion import cli
+from companion import cli, recipes
 
 
 def _run(capsys, *argv):
@@ -47,3 +47,15 @@ def test_run_writes_the_executed_notebook_and_a_summary(tmp_path, capsys):
     assert (tmp_path / "introduction.ipynb").is_file()
     summary = (tmp_path / "introduction.summary.json").read_text()
     assert '"seed": 2' in summary and '"profile": "smoke"' in summary
+
+
+def test_a_recipe_name_runs_its_chapter():
+    assert {cli._chapter(name).stem for name in cli.RECIPE_CHAPTERS} == set(cli.RECIPE_CHAPTERS.values())
+    assert set(cli.RECIPE_CHAPTERS) == set(recipes.RECIPES)
+
+
+def test_building_from_executed_chapters_names_the_missing_ones(capsys, tmp_path):
+    (tmp_path / "introduction.ipynb").write_text("{}")
+    code, text = _run(capsys, "book", "--executed", str(tmp_path))
+    assert code == 2 and "lacks executed chapters: trainable_versus_training.ipynb" in text
+    assert "introduction.ipynb," not in text
