@@ -162,16 +162,19 @@ def compile_phase(recipe: Recipe, model, optimizer: recipes.Optimizer) -> None:
 
 
 def load_data(s: Setup, batch_size: int, seed: int):
-    """(train, validation, test) datasets of the setup, scaled in the pipeline where the recipe does so."""
+    """``(train, validation, test, report)``: the setup's datasets, scaled in the pipeline where the recipe does
+    so, and what the scan of the image files found (skipped and converted files are named in it)."""
     size = (s.image_size, s.image_size)
     if s.dataset.name.startswith("tfds:"):
         train, validation, test = (
             data.load_tfds_cats_vs_dogs(split, size, batch_size, shuffle=(i == 0), seed=seed)
             for i, split in enumerate(s.dataset.splits))
+        report = "TFDS cats_vs_dogs: TFDS leaves out the archive's corrupt JPEGs itself when preparing the data"
     else:
         splits = data.load_splits(size, batch_size, seed, limit_per_class=s.images_per_class)
-        train, validation, test = splits.train, splits.validation, splits.test
-    return tuple(d.map(lambda x, y: (scale_in_pipeline(s.recipe, x), y)) for d in (train, validation, test))
+        train, validation, test, report = splits.train, splits.validation, splits.test, splits.report.summary()
+    scaled = (d.map(lambda x, y: (scale_in_pipeline(s.recipe, x), y)) for d in (train, validation, test))
+    return (*scaled, report)
 
 
 # --- Results ----------------------------------------------------------------------------------------------------
@@ -226,6 +229,7 @@ class RunResult:
     fine_tuning: dict[str, FineTuneResult]
     versions: dict
     resumed: list[str]  # what was read from checkpoints instead of trained
+    data_report: str  # what the scan of the image files found: files skipped or converted, by name
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -292,7 +296,7 @@ def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Pat
     saved = None if checkpoints is None else cache.Folder(Path(checkpoints), {
         "setup": repr(s), "variants": repr(variants), "seed": seed, "batch_size": batch_size,
         "versions": versions(), "backbone": _backbone_fingerprint(s)})
-    train, validation, test = load_data(s, batch_size, seed)
+    train, validation, test, report = load_data(s, batch_size, seed)
     resumed = []
 
     keras.utils.set_random_seed(seed)
@@ -331,7 +335,7 @@ def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Pat
         setup=dict(s.rows()), label=s.label, phase1=History(**phase1["history"]),
         validation_accuracy_initial=phase1["initial"], validation_accuracy_phase1=phase1["validation"],
         test_accuracy_phase1=phase1["test"], phase1_seconds=phase1["seconds"], fine_tuning=results,
-        versions=versions(), resumed=resumed)
+        versions=versions(), resumed=resumed, data_report=report)
 
 
 def fine_tune(s: Setup, variant: Recipe, name: str, first: TransferModel, train, validation, test, seed: int,

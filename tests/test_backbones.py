@@ -69,3 +69,28 @@ def test_cached_weights_are_used_offline(tmp_path):
         print("SAME", all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(source.weights, loaded.weights)))
     """, tmp_path)
     assert "SAME True" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")
+def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(tmp_path):
+    """The runner's ImageNet branch, offline: MobileNetV2 at the tutorial's size, its weights file in Keras' cache
+    (weights of our own saved under the ImageNet file name, since the real ones cannot be had here)."""
+    done = _offline("""
+        import dataclasses, h5py
+        from keras.src.legacy.saving import legacy_h5_format
+        from companion import backbones, profiles, recipes, runs
+
+        source = backbones.random_weights("MobileNetV2", 160)
+        cached = backbones.keras_cache_dir() / backbones.imagenet_weights("MobileNetV2", 160).file_name
+        cached.parent.mkdir(parents=True)
+        with h5py.File(cached, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, source)
+        full = profiles.get("full")
+        small = dataclasses.replace(full, images_per_class=12, epochs=(1, 1), recipe_data=False)
+        setup = runs.setup(recipes.MOBILENET_V2_2020, small)
+        result = runs.run(setup, batch_size=4, variants={recipes.AS_WRITTEN: recipes.MOBILENET_V2_2020}, verbose=0)
+        print("SETUP", setup.backbone, setup.architecture, setup.image_size, setup.label)
+        print("RESULT", result.fine_tuning[recipes.AS_WRITTEN].bn_layers_trainable, result.phase1.epochs)
+    """, tmp_path)
+    assert "SETUP imagenet MobileNetV2 160 None" in done.stdout, done.stderr[-3000:]
+    assert "RESULT 18 [1]" in done.stdout, done.stderr[-3000:]
