@@ -37,50 +37,41 @@ class Profile:
     epochs: tuple[int, int] | None  # (phase 1, fine-tuning) epochs of the training runs; None: the recipe's
 
 
-PROFILES = {
-    p.name: p
-    for p in (
-        Profile(
-            name="smoke",
-            description="CPU, offline, small inputs and few steps (what CI runs)",
-            probe_batch_size=4,
-            probe_steps=2,
-            mobilenet_alpha=0.35,
-            mobilenet_image_size=96,
-            xception_image_size=71,  # the smallest input Xception accepts
-            images_per_class=100,
-            backbone="standin",
-            recipe_data=False,
-            epochs=(3, 2),
-        ),
-        Profile(
-            name="offline",
-            description="CPU, offline: all the shared images and each recipe's epochs, on the stand-in backbone",
-            probe_batch_size=4,
-            probe_steps=2,
-            mobilenet_alpha=0.35,
-            mobilenet_image_size=96,
-            xception_image_size=71,
-            images_per_class=None,
-            backbone="standin",
-            recipe_data=False,
-            epochs=None,
-        ),
-        Profile(
-            name="full",
-            description="the tutorials' own model sizes; meant for a GPU",
-            probe_batch_size=32,
-            probe_steps=3,
-            mobilenet_alpha=1.0,
-            mobilenet_image_size=160,
-            xception_image_size=150,
-            images_per_class=None,
-            backbone="imagenet",
-            recipe_data=True,
-            epochs=None,
-        ),
-    )
-}
+SMOKE = Profile(
+    name="smoke",
+    description="CPU, offline, small inputs and few steps (what CI runs)",
+    probe_batch_size=4,
+    probe_steps=2,
+    mobilenet_alpha=0.35,
+    mobilenet_image_size=96,
+    xception_image_size=71,  # the smallest input Xception accepts
+    images_per_class=100,
+    backbone="standin",
+    recipe_data=False,
+    epochs=(3, 2),
+)
+# The smoke profile's facts, with training runs worth looking at.
+OFFLINE = dataclasses.replace(
+    SMOKE,
+    name="offline",
+    description="CPU, offline: all the shared images and each recipe's epochs, on the stand-in backbone",
+    images_per_class=None,
+    epochs=None,
+)
+FULL = Profile(
+    name="full",
+    description="the tutorials' own data, model sizes, epochs and ImageNet weights; meant for a GPU",
+    probe_batch_size=32,
+    probe_steps=3,
+    mobilenet_alpha=1.0,
+    mobilenet_image_size=160,
+    xception_image_size=150,
+    images_per_class=None,
+    backbone="imagenet",
+    recipe_data=True,
+    epochs=None,
+)
+PROFILES = {p.name: p for p in (SMOKE, OFFLINE, FULL)}
 
 
 class UnknownProfileError(ValueError):
