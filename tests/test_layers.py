@@ -1,6 +1,5 @@
 """AutoScaleDropout: `trainable` and `training` act independently, as the Keras FAQ says."""
 
-import numpy as np
 import pytest
 
 from companion import facts

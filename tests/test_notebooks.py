@@ -8,7 +8,6 @@ rejects bad names, that an altered fact output is caught, and that the HTML book
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import papermill
