@@ -386,14 +386,16 @@ def probe_recipe_fine_tuning(recipe: Recipe, profile: Profile, seed: int = 0) ->
     keras = load_keras()
     n = profile.probe_steps * profile.probe_batch_size
     build = facts.ARCHITECTURES[recipe.architecture][0]
-    size = build(profile).input_shape[1]
-    images, labels = data.load_arrays("train", size, images_per_class=n // 2, progress=False)
-    order = np.argsort(np.arange(len(images)) % (n // 2), kind="stable")  # cat, dog, cat, dog...
-    x, y = images[order].astype("float32"), labels[order].astype("float32")[:, None]
+    x = y = None
     observations = {}
     for name, variant in recipes.fine_tuning_variants(recipe).items():
         keras.utils.set_random_seed(seed)
         base = build(profile)
+        size = base.input_shape[1]
+        if x is None:  # the same real images for every variant, read once
+            images, labels = data.load_arrays("train", size, images_per_class=n // 2, progress=False)
+            order = np.argsort(np.arange(len(images)) % (n // 2), kind="stable")  # cat, dog, cat, dog...
+            x, y = images[order].astype("float32"), labels[order].astype("float32")[:, None]
         facts.calibrate_batch_norm(base, x / 127.5 - 1.0)
         built = build_model(variant, base, size)
         observations[name] = facts.probe_fine_tuning(

@@ -227,8 +227,8 @@ def pretrain(config: PretrainConfig, images: np.ndarray, validation: np.ndarray 
     return backbone, record
 
 
-def pretrain_command(config: PretrainConfig, out: str = "companion/assets/standin_mobilenetv2_a035_64.keras") -> str:
-    """The command that makes a stand-in with ``config`` (the defaults of `companion standin pretrain` aside)."""
+def pretrain_command(config: PretrainConfig, out: str = f"companion/assets/{SHIPPED.name}") -> str:
+    """The `companion standin pretrain` command, every option spelled out, that makes a stand-in with ``config``."""
     options = [f"--{name.replace('_', '-')} {getattr(config, name)}"
                for name in ("epochs", "image_size", "batch_size", "seed", "alpha", "images_per_class")
                if getattr(config, name) is not None]
