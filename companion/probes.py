@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from companion.variants import load_keras
+from companion.models import is_batch_norm, is_dropout, iter_layers
 
 KERNELS = "kernels and biases"
 BN_AFFINE = "BN gamma/beta"
@@ -29,29 +29,11 @@ OTHER_STATE = "other non-trainable state"
 KINDS = (KERNELS, BN_AFFINE, BN_MOVING, OTHER_STATE)
 
 
-def iter_layers(layer) -> Iterable:
-    """Every leaf layer inside ``layer`` (recursing into nested models), in order."""
-    children = getattr(layer, "layers", None)
-    if children is None:
-        yield layer
-        return
-    for child in children:
-        yield from iter_layers(child)
-
-
 @dataclasses.dataclass
 class LayerList:
     """Lets a probe walk loose layers as if they were a model."""
 
     layers: list
-
-
-def is_batch_norm(layer) -> bool:
-    return isinstance(layer, load_keras().layers.BatchNormalization)
-
-
-def is_dropout(layer) -> bool:
-    return isinstance(layer, load_keras().layers.Dropout)
 
 
 def _short_name(variable) -> str:
