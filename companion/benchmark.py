@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from companion import data, facts
+from companion import backbones, data, models
 from companion.profiles import Profile
 from companion.tables import FactTable
 from companion.variants import load_keras
@@ -54,13 +54,14 @@ def training_images_per_second(model, image_size: int, batch_size: int, steps: i
 
 
 def run(profile: Profile, batch_size: int = 32, seed: int = 0) -> Benchmark:
-    """Measure the pipeline on the profile's share of the data and MobileNetV2 training at the profile's size."""
+    """Measure the pipeline on the profile's share of the data and MobileNetV2 training (the profile's weights and
+    input size)."""
     keras = load_keras()
     size = profile.mobilenet_image_size
     splits = data.load_splits((size, size), batch_size, seed, limit_per_class=profile.images_per_class)
     pipeline = data.pipeline_images_per_second(splits.train)
-    base = facts.mobilenet_v2_base(profile)
-    model = facts.transfer_model(base, base_training=False, dropout=0.2, pool=True)
+    base = backbones.load(profile.weights, "MobileNetV2", size)
+    model = models.transfer_model(base, base_training=False, dropout=0.2, pool=True)
     training = {}
     for setting, trainable in (("base frozen", False), ("base unfrozen", True)):
         base.trainable = trainable

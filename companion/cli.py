@@ -7,7 +7,6 @@
     companion matrix --profile smoke           the Keras version matrix
     companion variants install                 install keras-nightly and tf-keras next to TensorFlow
     companion benchmark --profile smoke        input pipeline images/s next to training images/s
-    companion standin pretrain --out standin.keras   make the offline stand-in backbone
     companion book                             build the HTML book (executes every chapter)
     companion book --executed runs/            build it from notebooks executed before (e.g. on a GPU)
     companion refresh book/X.ipynb             re-execute a chapter, keep only its fact outputs
@@ -22,8 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from companion import data, notebook, profiles, recipes, variants
-from companion import standin as standin_module
+from companion import backbones, notebook, profiles, recipes, variants
 from companion.data import DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,27 +119,6 @@ def run_chapter(name: str, profile: str, parameters: dict, output_dir: Path) -> 
     return summary
 
 
-def run_standin(args) -> None:
-    if args.action == "pretrain":
-        config = standin_module.PretrainConfig(
-            epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, seed=args.seed,
-            alpha=args.alpha, images_per_class=args.images_per_class)
-        images, _ = data.load_arrays("train", config.image_size, config.images_per_class)
-        validation, _ = data.load_arrays("validation", config.image_size, config.images_per_class)
-        backbone, record = standin_module.pretrain(config, images, validation)
-        path = standin_module.save(backbone, record, args.out)
-        print(f"wrote {path} and {path.with_suffix('.json').name}: "
-              f"{json.dumps(record['pretext_accuracy_inference_mode'])}")
-        return
-    backbone, record = standin_module.load(args.path)
-    size = record["config"]["image_size"]
-    train = data.load_arrays("train", size)
-    validation = data.load_arrays("validation", size)
-    baseline = standin_module.random_baseline(record["config"], train[0])
-    for name, model in (("stand-in", backbone), ("random weights, BN re-estimated", baseline)):
-        print(f"{name}: validation accuracy {standin_module.transfer_accuracy(model, train, validation):.3f}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="companion",
@@ -178,21 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Reads cats_and_dogs_filtered (from $COMPANION_DATA_DIR, or downloaded) at the "
                                        "profile's size and times the pipeline and MobileNetV2 training.")
     bench.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
-
-    standin = sub.add_parser("standin", help="make or evaluate the offline stand-in backbone",
-                             description="Pretrain a MobileNetV2 without labels (SimCLR on the training images), or "
-                                         "report a stand-in's transfer accuracy next to a random backbone's.")
-    standin_sub = standin.add_subparsers(dest="action", required=True)
-    make = standin_sub.add_parser("pretrain", help="pretrain and write NAME.keras and NAME.json")
-    make.add_argument("--out", type=Path, required=True, help="where to write the .keras file (and its .json)")
-    defaults = standin_module.PretrainConfig()
-    for field in ("epochs", "image_size", "batch_size", "seed"):
-        make.add_argument(f"--{field.replace('_', '-')}", type=int, default=getattr(defaults, field),
-                          help=f"default {getattr(defaults, field)}")
-    make.add_argument("--alpha", type=float, default=defaults.alpha, help=f"default {defaults.alpha}")
-    make.add_argument("--images-per-class", type=int, default=None, help="default: all training images")
-    check = standin_sub.add_parser("evaluate", help="transfer accuracy of a stand-in and of a random backbone")
-    check.add_argument("path", type=Path)
 
     book = sub.add_parser("book", help="build the HTML book into _build/html (executes every chapter)",
                           description="Build the HTML book into _build/html. Without --executed every chapter is "
@@ -248,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
             result = benchmark.run(profiles.get(args.profile))
             print(result.table())
             return 0 if result.ratio >= benchmark.REQUIRED_RATIO else 1
-        elif args.command == "standin":
-            run_standin(args)
         elif args.command == "book":
             return build_book(args.executed)
         elif args.command == "refresh":
@@ -258,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 notebook.refresh(path)
     except (UsageError, profiles.UnknownProfileError, notebook.UnknownParameterError,
             variants.UnknownVariantError, variants.VariantNotInstalledError, DatasetError,
-            recipes.UnknownRecipeError, standin_module.StandinError) as error:
+            recipes.UnknownRecipeError, backbones.BackboneUnavailableError,
+            backbones.BackboneIntegrityError) as error:
         parser.exit(2, f"companion: error: {error}\n")
     return 0
 

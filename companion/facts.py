@@ -14,9 +14,11 @@ import dataclasses
 
 import numpy as np
 
-from companion import probes
+from companion import backbones, models, probes, recipes
+from companion.models import freeze_batch_norm, transfer_model, unfreeze
 from companion.profiles import Profile
 from companion.variants import load_keras
+
 
 def yes_no(value: bool) -> str:
     return "yes" if value else "no"
@@ -174,26 +176,6 @@ def small_base(name="base", with_dropout: bool = True):
     return keras.Model(inputs, h, name=name)
 
 
-def transfer_model(base, base_training: bool | None = False, dropout: float = 0.5, pool: bool = False):
-    """``Input -> base(x, training=base_training) -> [GAP] -> Dropout -> Dense(1)``, as in the tutorials."""
-    keras = load_keras()
-    inputs = keras.Input(base.input_shape[1:])
-    h = base(inputs) if base_training is None else base(inputs, training=base_training)
-    if pool:
-        h = keras.layers.GlobalAveragePooling2D(name="head_pool")(h)
-    h = keras.layers.Dropout(dropout, name="head_dropout")(h)
-    outputs = keras.layers.Dense(1, name="head_dense")(h)
-    return keras.Model(inputs, outputs, name="transfer")
-
-
-def freeze_batch_norm(model) -> int:
-    """The remedy: set ``trainable = False`` on every BatchNormalization layer; returns how many."""
-    layers = [layer for layer in probes.iter_layers(model) if probes.is_batch_norm(layer)]
-    for layer in layers:
-        layer.trainable = False
-    return len(layers)
-
-
 def fine_tune_small(base_training: bool | None, remedy: bool, profile: Profile, seed: int = 0,
                     base_trainable: bool = True):
     """Put the small base in a transfer model, unfreeze it (or not), optionally apply the remedy, ``fit``,
@@ -278,52 +260,16 @@ def trainable_change_needs_recompile(profile: Profile, seed: int = 0) -> dict[st
     }
 
 
-# --- The real architectures -------------------------------------------------------------------------
+# --- The tutorials' architectures ------------------------------------------------------------------------------
+
+# The tutorial whose fine-tuning each architecture's checks follow (fine_tune_at: layers before it stay frozen).
+ARCHITECTURE_RECIPES = {"MobileNetV2": recipes.MOBILENET_V2_2020, "Xception": recipes.XCEPTION_2020}
 
 
-def mobilenet_v2_base(profile: Profile):
-    """Keras' MobileNetV2 *architecture* with random weights (``weights=None``): which variables change
-    does not depend on the weights' values."""
-    size = profile.mobilenet_image_size
-    return load_keras().applications.MobileNetV2(
-        input_shape=(size, size, 3), alpha=profile.mobilenet_alpha, include_top=False, weights=None
-    )
-
-
-def xception_base(profile: Profile):
-    """Keras' Xception architecture with random weights (``weights=None``)."""
-    size = profile.xception_image_size
-    return load_keras().applications.Xception(input_shape=(size, size, 3), include_top=False, weights=None)
-
-
-ARCHITECTURES = {
-    # name: (base builder, fine_tune_at as in the tutorial: layers before it stay frozen)
-    "MobileNetV2": (mobilenet_v2_base, 100),
-    "Xception": (xception_base, 0),
-}
-
-
-def calibrate_batch_norm(base, x) -> None:
-    """Set every BN layer's moving statistics to the statistics of batch ``x``, as pretraining would have.
-
-    With random weights and the initial moving statistics (mean 0, variance 1), activations in inference
-    mode grow until ReLU6 saturates and gradients vanish, which a pretrained network does not do. One
-    training-mode pass with momentum 0 gives each BN layer the statistics of its actual inputs.
-    """
-    layers = [layer for layer in probes.iter_layers(base) if probes.is_batch_norm(layer)]
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    base(x, training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
-
-
-def unfreeze(base, fine_tune_at: int) -> None:
-    """The tutorials' fine-tuning step: unfreeze the base, then refreeze ``layers[:fine_tune_at]``."""
-    base.trainable = True
-    for layer in base.layers[:fine_tune_at]:
-        layer.trainable = False
+def architecture_base(architecture: str, profile: Profile, weights: str = "packaged"):
+    """The tutorial's base at the profile's input size: the packaged pretrained weights by default (which variables
+    change does not depend on the weights, but pretrained BatchNormalization statistics make the run realistic)."""
+    return backbones.load(weights, architecture, profile.image_size(architecture))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,20 +289,19 @@ class FineTuneObservation:
 def fine_tune_architecture(
     architecture: str, profile: Profile, base_training: bool | None = False, remedy: bool = False, seed: int = 0
 ) -> FineTuneObservation:
-    """Fine-tune the tutorial model (``base(x, training=False)`` -> GAP -> Dropout(0.2) -> Dense(1)) on a real
-    architecture for a few ``fit`` steps and count what changed."""
+    """Fine-tune the tutorial model (``base(x, training=...)`` -> GAP -> Dropout(0.2) -> Dense(1)) on the
+    architecture with its packaged pretrained weights for a few ``fit`` steps, and count what changed."""
     keras = load_keras()
     keras.utils.set_random_seed(seed)
-    build, fine_tune_at = ARCHITECTURES[architecture]
-    base = build(profile)
+    base = architecture_base(architecture, profile)
     size = base.input_shape[1]
     n = profile.probe_steps * profile.probe_batch_size
     rng = _rng(seed)
     x = rng.uniform(-1, 1, size=(n, size, size, 3)).astype("float32")
     y = rng.integers(0, 2, size=(n, 1)).astype("float32")
-    calibrate_batch_norm(base, x)
     model = transfer_model(base, base_training, dropout=0.2, pool=True)
     label = "remedy: BN frozen" if remedy else f"base(x, training={base_training})"
+    fine_tune_at = ARCHITECTURE_RECIPES[architecture].fine_tune_at
     return probe_fine_tuning(model, base, fine_tune_at, remedy, x, y, profile, architecture, label)
 
 
@@ -371,13 +316,13 @@ def probe_fine_tuning(model, base, fine_tune_at: int, freeze_bn: bool, x, y, pro
     unfreeze(base, fine_tune_at)
     if freeze_bn:
         freeze_batch_norm(base)
-    bn = [layer for layer in base.layers if probes.is_batch_norm(layer)]
+    bn = models.batch_norm_layers(base)
     model.compile(
         optimizer=keras.optimizers.RMSprop(1e-5),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
     )
     unfrozen_kernels = sum(
-        1 for layer in base.layers if layer.trainable and not probes.is_batch_norm(layer)
+        1 for layer in base.layers if layer.trainable and not models.is_batch_norm(layer)
         for _ in layer.trainable_weights
     )
     report = probes.observe(model, probes.fit(model, x, y, profile.probe_steps, profile.probe_batch_size))
@@ -401,8 +346,7 @@ def probe_fine_tuning(model, base, fine_tune_at: int, freeze_bn: bool, x, y, pro
 
 def trainable_variables_by_fine_tune_at(architecture: str, profile: Profile) -> tuple[list[int], list[int]]:
     """Trainable variables of the tutorial model for every ``fine_tune_at`` from 0 to the number of layers."""
-    build, _ = ARCHITECTURES[architecture]
-    base = build(profile)
+    base = architecture_base(architecture, profile, weights="random")
     model = transfer_model(base, False, dropout=0.2, pool=True)
     cuts = list(range(len(base.layers) + 1))
     counts = []
@@ -444,8 +388,8 @@ def autoscale_dropout_facts(seed: int = 0) -> dict[str, str]:
 
 def trainable_variable_counts(architecture: str, profile: Profile) -> dict[str, int]:
     """How many variables backprop may change in the tutorial model as the base is frozen and unfrozen."""
-    build, fine_tune_at = ARCHITECTURES[architecture]
-    base = build(profile)
+    fine_tune_at = ARCHITECTURE_RECIPES[architecture].fine_tune_at
+    base = architecture_base(architecture, profile, weights="random")
     model = transfer_model(base, False, dropout=0.2, pool=True)
     counts = {"layers in the base": len(base.layers)}
     base.trainable = False

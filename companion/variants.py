@@ -65,10 +65,14 @@ def get(name: str) -> Variant:
 
 
 def variants_dir() -> Path:
-    """Folder holding the side-installed variants (``$COMPANION_VARIANTS_DIR``, else a per-user cache)."""
+    """Folder holding the side-installed variants: ``$COMPANION_VARIANTS_DIR``; else, when the companion runs from
+    a clone, the clone's ``.variants/`` (where ``make setup`` installs them); else a per-user cache."""
     configured = os.environ.get(VARIANTS_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
+    clone = Path(__file__).resolve().parents[1]
+    if (clone / "pyproject.toml").is_file():
+        return clone / ".variants"
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return cache / "training-vs-trainable" / "keras-variants"
 
@@ -107,7 +111,9 @@ def environment(variant: Variant) -> dict[str, str]:
         )
     env = dict(os.environ)
     env.pop(LEGACY_ENV, None)
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # Another variant's folder on the path would shadow this one's Keras.
+    others = {str(install_folder(v)) for v in VARIANTS.values() if v.requirement}
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in others]
     if variant.requirement:
         paths.insert(0, str(install_folder(variant)))
     if variant.legacy:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 SIZE = (40, 30)  # width, height
+
+
+def real_data_root() -> Path:
+    """The folder ``COMPANION_DATA_DIR`` names, which holds the real copy; skips the test where it is not set."""
+    configured = os.environ.get("COMPANION_DATA_DIR")
+    if not configured:
+        pytest.skip("COMPANION_DATA_DIR is not set: this test reads the real cats_and_dogs_filtered copy "
+                    "(CI sets it to a folder that contains cats_and_dogs_filtered/)")
+    return Path(configured)
 
 
 def _picture(mode: str, seed: int = 0) -> Image.Image:
@@ -41,6 +54,28 @@ def write_truncated_jpeg(path: Path) -> Path:
     data = _encoded("RGB", "JPEG")
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def write_huge_png(path: Path, width: int, height: int) -> Path:
+    """A valid black-and-white PNG of ``width`` x ``height`` pixels, written row by row without ever holding the
+    image: 20000x20000 pixels (1.2 GB decoded to RGB) make a file of about 50 KB, in about 0.1 s."""
+    def chunk(kind: bytes, content: bytes) -> bytes:
+        return struct.pack(">I", len(content)) + kind + content + struct.pack(">I", zlib.crc32(kind + content))
+
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte "none", then one bit per pixel, all black
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
+def write_jpeg_named(folder: Path, name: bytes) -> Path:
+    """A valid JPEG in ``folder`` under a name given as bytes (which need not be valid UTF-8); its path."""
+    path = os.path.join(os.fsencode(folder), name)
+    with open(path, "wb") as file:
+        file.write(_encoded("RGB", "JPEG"))
+    return Path(os.fsdecode(path))
 
 
 def write_text(path: Path) -> Path:

@@ -105,3 +105,62 @@ def test_batch_norm_table_tells_the_two_normalisations_apart():
     assert rows[(True, True)].normalised_with == "batch statistics"
     assert rows[(True, False)].normalised_with == "moving statistics"
     assert rows[(True, True)].moving_statistics_updated and not rows[(True, False)].moving_statistics_updated
+
+
+def test_a_nan_or_inf_weight_is_never_reported_unchanged(keras):
+    layer = keras.layers.Dense(2, name="dense")
+    layer.build((None, 3))
+    layer.bias.assign(np.full(2, np.nan, "float32"))  # NaN before the action, and left alone by it
+
+    def poison():
+        layer.kernel.assign(np.full((3, 2), np.nan, "float32"))
+
+    report = probes.observe(probes.LayerList([layer]), poison)
+    by_name = {v.name: v for v in report.variables}
+    # max |new - old| is NaN for both, and NaN > 0 is False: the old test called them unchanged.
+    assert by_name["kernel"].changed and by_name["kernel"].status == "became NaN"
+    assert by_name["bias"].changed and by_name["bias"].status == "NaN (non-finite before too)"
+    assert (by_name["kernel"].nan, by_name["bias"].nan, by_name["kernel"].finite_before) == (6, 2, True)
+    assert report.counts()[probes.KERNELS] == (2, 2)
+    assert [v.name for v in report.nonfinite()] == ["kernel", "bias"]
+    assert np.isnan(report.per_layer(probes.KERNELS)["dense"])
+    assert dict(report.summary_rows())[probes.KERNELS] == "2 of 2 changed (2 hold NaN or Inf)"
+
+    inf = probes.observe(probes.LayerList([layer]), lambda: layer.kernel.assign(np.full((3, 2), np.inf, "float32")))
+    assert {v.name: v.status for v in inf.variables} == {"kernel": "Inf (non-finite before too)",
+                                                         "bias": "NaN (non-finite before too)"}
+
+
+def test_variables_belong_to_the_innermost_layer_even_when_held_as_attributes(keras):
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner_bn = keras.layers.BatchNormalization(name="inner_bn")
+
+        def build(self, input_shape):
+            self.inner_bn.build(input_shape)
+
+        def call(self, inputs, training=None):
+            return self.inner_bn(inputs, training=training)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(Block(name="block")(inputs)))
+    kinds = {(t.path, t.name): t.kind for t in probes.tracked_variables(model)}
+    assert kinds[("block/inner_bn", "moving_mean")] == probes.BN_MOVING
+    assert kinds[("block/inner_bn", "gamma")] == probes.BN_AFFINE
+    report = probes.observe(model, probes.call(model, np.ones((4, 4), "float32"), training=True))
+    assert report.changed_layers(probes.BN_MOVING) == ["inner_bn"]
+    assert report.modes == {"inner_bn": (True,)}  # observe's default: the Dropout and BN layers, at any depth
+
+
+def test_the_recorder_selects_every_layer_whose_call_takes_training(keras):
+    model = _model(keras)
+    x, _ = _data()
+    with probes.ModeRecorder(model) as recorder:
+        model(x, training=False)
+    expected = {"bn": [False], "drop": [False]}
+    if probes.takes_training_argument(model.get_layer("dense")):  # Keras 3's Dense.call takes it, tf_keras' not
+        expected["dense"] = [False]
+    assert recorder.values == expected
+    assert not probes.takes_training_argument(model.get_layer("conv"))
+    assert all("call" not in vars(layer) for layer in recorder.layers)
