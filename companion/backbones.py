@@ -367,7 +367,7 @@ def compare_with_imagenet(architecture: str) -> ImagenetComparison:
     try:
         reference = imagenet(architecture, size)
     except BackboneUnavailableError as error:
-        return ImagenetComparison(architecture, False, str(error).splitlines()[0], None, None, None)
+        return ImagenetComparison(architecture, False, str(error).split(" (")[0], None, None, None)
     ours = neutral_weights(architecture)
     differences = [float(np.max(np.abs(a.astype(np.float64) - np.asarray(b, np.float64)))) if a.size else 0.0
                    for a, b in zip(ours, reference.get_weights())]

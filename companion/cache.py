@@ -76,7 +76,8 @@ class Folder:
     def __init__(self, path: Path, key: dict):
         self.path = Path(path)
         self.recovered: list[str] = []
-        self.key = {**key, "code": code_fingerprint()}
+        # Through JSON and back, so that it compares equal to the stored copy (tuples become lists).
+        self.key = json.loads(json.dumps({**key, "code": code_fingerprint()}))
         if self.path.exists() and self._stored_key() != self.key:
             shutil.rmtree(self.path)
         if not self.path.exists():

@@ -101,6 +101,14 @@ class Experiment:
                 rows.append([column.label, way, ", ".join(map(str, moved)), *cells])
         return FactTable(header, rows, caption=f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
 
+    def bn_table(self) -> FactTable:
+        """Per variant and way: how many of the base's BN layers moved their statistics (the distinct counts over
+        the seeds: the same in every seed, since which layers run in training mode does not depend on the seed)."""
+        rows = [[column.label, way, ", ".join(map(str, sorted(set(self.bn_layers_moved(name, way))))),
+                 len(column.runs[way][0].bn_layers)]
+                for name, column in self.columns.items() for way in column.runs]
+        return FactTable(["Keras", "fine-tuning", "BN layers whose statistics moved", "BN layers in the base"], rows)
+
     def values(self) -> dict:
         """The numbers and short phrases the chapter glues, per variant (``keras``, ``keras_nightly``,
         ``tf_keras``): mean accuracy both ways after the first and last early batch and at the end, the remedy's
@@ -132,22 +140,22 @@ def _ahead_phrase(gains: list[float]) -> str:
     return ", ".join(p for p in parts if not p.endswith(" 0")) + f" of {len(gains)} seeds"
 
 
-def _child_command(profile: Profile, recipe: Recipe, data_seed: int, seeds, phase1: Path, out: Path,
-                   epochs: int | None) -> list[str]:
-    return [sys.executable, "-m", "companion.experiment", "child", "--profile", profile.name, "--recipe", recipe.name,
-            "--data-seed", str(data_seed), "--seeds", ",".join(map(str, seeds)), "--phase1", str(phase1),
-            "--out", str(out), *(["--epochs", str(epochs)] if epochs is not None else [])]
+def _child_command(profile: Profile, recipe: Recipe, data_seed: int, batch_size: int, phase1: Path,
+                   out: Path) -> list[str]:
+    return [sys.executable, "-m", "companion.experiment", "child", "--profile", profile.to_json(),
+            "--recipe", recipe.name, "--data-seed", str(data_seed), "--batch-size", str(batch_size),
+            "--phase1", str(phase1), "--out", str(out)]
 
 
-def run_child(name: str, profile: Profile, recipe: Recipe, data_seed: int, phase1: Path, progress=None) -> Column:
+def run_child(name: str, profile: Profile, recipe: Recipe, data_seed: int, batch_size: int, phase1: Path,
+              progress=None) -> Column:
     """Fine-tune under variant ``name`` in a child process; ``progress`` (a tqdm bar) advances per finished run."""
     env = variants.environment(variants.get(name))
     env.pop(profiles.PROFILE_ENV, None)  # the child gets its profile explicitly
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "column.json"
-        command = _child_command(profile, recipe, data_seed, profile.experiment_seeds, phase1, out,
-                                 profile.experiment_fine_tuning_epochs)
         started = time.perf_counter()
+        command = _child_command(profile, recipe, data_seed, batch_size, phase1, out)
         with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
             for line in child.stdout:
                 if line.startswith("finished ") and progress is not None:
@@ -160,14 +168,15 @@ def run_child(name: str, profile: Profile, recipe: Recipe, data_seed: int, phase
 
 
 def run(recipe: Recipe, profile: Profile, seed: int = 0, names: list[str] | None = None, progress: bool = True,
-        checkpoints: Path | None = None) -> Experiment:
+        checkpoints: Path | None = None, batch_size: int | None = None) -> Experiment:
     """Phase 1 (resumed from the recipe's chapter when it ran with the same key), then every variant's column."""
     from tqdm.auto import tqdm
 
     names = names or list(variants.VARIANTS)
+    batch_size = batch_size or recipe.batch_size
     s = setups.setup(recipe, profile)
-    d = runner.load_data(s, recipe.batch_size, seed)
-    key = runner.run_key(s, d, seed, recipe.batch_size)
+    d = runner.load_data(s, batch_size, seed)
+    key = runner.run_key(s, d, seed, batch_size)
     checkpoints = checkpoints or runner.checkpoint_dir(s, seed)
     kept_phase1 = cache.Folder(checkpoints / "phase1", key)
     phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1)
@@ -186,25 +195,25 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, names: list[str] | None
                 columns[name] = Column.from_dict(raw)
                 bar.update(runs_per_column)
                 continue
-            columns[name] = run_child(name, profile, recipe, seed, arrays, bar)
+            columns[name] = run_child(name, profile, recipe, seed, batch_size, arrays, bar)
             kept.write_json("column.json", dataclasses.asdict(columns[name]))
     return Experiment(recipe.name, dict(s.rows()), tuple(profile.experiment_seeds), phase1.result, columns)
 
 
-def child(profile: Profile, recipe: Recipe, data_seed: int, seeds: list[int], phase1_path: Path, out: Path,
-          epochs: int | None) -> None:
+def child(profile: Profile, recipe: Recipe, data_seed: int, batch_size: int, phase1_path: Path, out: Path) -> None:
     """In a variant's process: fine-tune both ways for every seed from the phase-1 arrays; write the column."""
     s = setups.setup(recipe, profile)
-    d = runner.load_data(s, recipe.batch_size, data_seed)
+    d = runner.load_data(s, batch_size, data_seed)
     with np.load(phase1_path, allow_pickle=False) as stored:
         arrays = [stored[f"arr_{i}"] for i in range(len(stored.files))]
     head = 2  # the Dense(1) layer's kernel and bias come last
     phase1 = runner.Phase1(None, arrays[:-head], arrays[-head:])
     column = {way: [] for way in WAYS}
-    for seed in seeds:
+    for seed in profile.experiment_seeds:
         for way, variant in ways(recipe).items():
             column[way].append(dataclasses.asdict(runner.fine_tune(
-                s, variant, way, phase1, d, seed, profile.early_batches, epochs=epochs, verbose=0)))
+                s, variant, way, phase1, d, seed, profile.early_batches, epochs=profile.experiment_fine_tuning_epochs,
+                verbose=0)))
             print(f"finished {way} seed {seed}", flush=True)
     out.write_text(json.dumps({"versions": variants.versions(), "runs": column}))
 
@@ -212,13 +221,12 @@ def child(profile: Profile, recipe: Recipe, data_seed: int, seeds: list[int], ph
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m companion.experiment")
     parser.add_argument("command", choices=["child"])
-    parser.add_argument("--profile", required=True)
+    parser.add_argument("--profile", required=True, help="the profile, as JSON (Profile.to_json)")
     parser.add_argument("--recipe", required=True)
     parser.add_argument("--data-seed", type=int, required=True)
-    parser.add_argument("--seeds", required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--phase1", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
-    child(profiles.get(args.profile), recipes.get(args.recipe), args.data_seed,
-          [int(s) for s in args.seeds.split(",")], args.phase1, args.out, args.epochs)
+    child(profiles.Profile.from_json(args.profile), recipes.get(args.recipe), args.data_seed, args.batch_size,
+          args.phase1, args.out)

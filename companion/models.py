@@ -128,3 +128,15 @@ def compile_phase(recipe: Recipe, model, optimizer: recipes.Optimizer) -> None:
 def scale_in_pipeline(recipe: Recipe, images):
     """The 2019 recipe scales pixels in the input pipeline; the others leave it to the model."""
     return images / 127.5 - 1.0 if recipe.preprocessing == recipes.SCALE_IN_PIPELINE else images
+
+
+def scalings(images):
+    """The three tutorials' ways of scaling pixels, applied to the same ``images`` (float32 in [0, 255])."""
+    import numpy as np
+
+    keras = load_keras()
+    return {
+        recipes.SCALE_IN_PIPELINE: images / 127.5 - 1.0,
+        recipes.PREPROCESS_INPUT: np.asarray(keras.applications.mobilenet_v2.preprocess_input(images.copy())),
+        recipes.RESCALING: np.asarray(keras.layers.Rescaling(1 / 127.5, offset=-1)(images)),
+    }

@@ -107,6 +107,23 @@ def start(namespace: dict) -> Run:
     return Run(profile=profile, seed=seed, versions=versions())
 
 
+def glue_values(values: dict) -> None:
+    """Glue each value under its name for the chapter's prose (``{glue:text}`name```), without displaying it."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(name, value, display=False)
+
+
+def glue_figure(name: str, figure) -> None:
+    """Glue a figure for a ``{glue:figure}`` directive in the prose, and close it so that it is not shown twice."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, figure, display=False)
+    plt.close(figure)
+
+
 # --- Reference outputs ------------------------------------------------------------------------------
 # Fact cells (first line `# NBVAL_CHECK_OUTPUT`) keep their output in the committed notebook, for nbval to
 # compare with; every other cell is committed without output.

@@ -15,6 +15,7 @@ A chapter's ``profile`` parameter chooses; the environment variable ``COMPANION_
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 PROFILE_ENV = "COMPANION_PROFILE"
@@ -51,6 +52,17 @@ class Profile:
     # The project's accuracy targets under this profile: (recipe name, stage, validation accuracy at least), where
     # stage is "phase 1" or "fine-tuned with the remedy".
     targets: tuple[tuple[str, str, float], ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Profile:
+        """The profile :meth:`to_json` wrote (tuples restored), so that a child process runs the same one."""
+        raw = json.loads(text)
+        raw["epochs"] = tuple((name, Epochs(**epochs)) for name, epochs in raw["epochs"])
+        raw["targets"] = tuple(tuple(target) for target in raw["targets"])
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
     def image_size(self, architecture: str) -> int:
         return self.mobilenet_image_size if architecture == "MobileNetV2" else self.xception_image_size

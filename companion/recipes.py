@@ -152,6 +152,11 @@ def diff_table(a: Recipe, b: Recipe, only_differences: bool = False) -> FactTabl
     return FactTable(["", a.name, b.name, ""], rows)
 
 
+def differing_fields(a: Recipe, b: Recipe) -> list[str]:
+    """The fields (as :meth:`Recipe.rows` names them) in which two recipes differ, in table order."""
+    return [field for (field, va), (_, vb) in zip(a.rows(), b.rows()) if va != vb]
+
+
 LOSS_ON_LOGITS = KnownBug(
     "loss-on-logits", "binary cross-entropy applied to the logits of Dense(1) as if they were probabilities",
     "tensorflow/tensorflow#28718; fixed in tensorflow/docs c289884c with from_logits=True")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from companion import backbones, cache, data, models, recipes
+from companion.probes import to_numpy
 from companion.recipes import Recipe
 from companion.results import EarlyPoint, FineTuneResult, History, Phase1Result, RunResult
 from companion.setups import Setup, load_base
@@ -85,7 +86,7 @@ class BatchNormDrift:
         self.variance: list[list[float]] = []
 
     def _snapshot(self):
-        return [(np.array(layer.moving_mean), np.array(layer.moving_variance)) for layer in self.layers]
+        return [(to_numpy(layer.moving_mean), to_numpy(layer.moving_variance)) for layer in self.layers]
 
     def _changes(self):
         now = self._snapshot()
@@ -156,7 +157,9 @@ def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
     models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer)
     validation = Accuracy(d.validation, s.recipe.accuracy_threshold)
     initial = validation(built.model)
-    history = built.model.fit(d.train, epochs=s.phase1_epochs, validation_data=d.validation, verbose=verbose)
+    # The dataset reshuffles itself every epoch (seeded); fit's own shuffle does not apply to a dataset.
+    history = built.model.fit(d.train, epochs=s.phase1_epochs, validation_data=d.validation, shuffle=False,
+                              verbose=verbose)
     result = Phase1Result(History.of(history), initial, validation(built.model),
                           Accuracy(d.test, s.recipe.accuracy_threshold)(built.model), time.perf_counter() - started)
     return Phase1(result, built.base.get_weights(), built.head.get_weights())
@@ -181,7 +184,7 @@ def fine_tune(s: Setup, variant: Recipe, name: str, phase1: Phase1, d: Data, see
     epochs = s.phase2_epochs if epochs is None else epochs
     history = built.model.fit(d.train, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
                               validation_data=d.validation, callbacks=_callbacks(drift, validation, early_batches, early),
-                              verbose=verbose)
+                              shuffle=False, verbose=verbose)
     return FineTuneResult(
         variant=name, base_called_with=variant.base_call,
         bn_layers_trainable=sum(layer.trainable for layer in drift.layers),

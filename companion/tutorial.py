@@ -10,7 +10,7 @@ JSON summary.
 from __future__ import annotations
 
 from companion import plots, recipes, runner, setups
-from companion.notebook import Run
+from companion.notebook import Run, glue_figure, glue_values
 from companion.results import RunResult
 from companion.tables import FactTable
 
@@ -58,8 +58,6 @@ class Page:
 
     def glue(self, result: RunResult) -> dict:
         """Glue every value the chapter's prose cites (and return them)."""
-        from myst_nb import glue
-
         values = {
             "weights": result.weights, "data": result.data, "data_report": result.data_report,
             "epochs": self.setup.epochs_text,
@@ -84,8 +82,7 @@ class Page:
         none = f"no target for this stage under the profile {self.setup.profile!r}"
         values["target_phase1"] = targets.get("phase 1", none)
         values["target_remedy"] = targets.get("fine-tuned with the remedy", none)
-        for name, value in values.items():
-            glue(name, value, display=False)
+        glue_values(values)
         return values
 
     def accuracy_table(self, result: RunResult) -> FactTable:
@@ -126,9 +123,6 @@ class Page:
     def glue_figures(self, result: RunResult) -> None:
         """Glue the page's figures (``fig_curves``, ``fig_progress``, ``fig_drift``); the chapter places and
         captions them with ``{glue:figure}``."""
-        import matplotlib.pyplot as plt
-        from myst_nb import glue
-
         name = self.recipe.name
         tuned = next(iter(result.fine_tuning.values()))
         figures = {
@@ -139,5 +133,42 @@ class Page:
                                         tuned.bn_layers, f"{name}: moving-mean change per BN layer"),
         }
         for key, figure in figures.items():
-            glue(key, figure, display=False)
-            plt.close(figure)
+            glue_figure(key, figure)
+
+
+# --- Several recipes side by side ------------------------------------------------------------------------------
+
+# Short keys for the recipes, used in glue names.
+RECIPE_KEYS = {"MobileNetV2 2019": "m19", "MobileNetV2 2020": "m20", "Xception 2020": "x20"}
+
+
+def comparison_table(results: dict[str, RunResult]) -> FactTable:
+    """Validation accuracy of several recipes (recipe name -> result): after phase 1, after the first early
+    batches of fine-tuning and at its end, per way of fine-tuning."""
+    rows = [[name, way, f"{result.phase1.validation_accuracy:.3f}",
+             ", ".join(f"{p.validation_accuracy:.3f}" for p in tuned.early), f"{tuned.validation_accuracy:.3f}"]
+            for name, result in results.items() for way, tuned in result.fine_tuning.items()]
+    batches = next(iter(next(iter(results.values())).fine_tuning.values())).early
+    return FactTable(["recipe", "fine-tuning", "after phase 1",
+                      f"after {', '.join(str(p.batches) for p in batches)} batches", "after fine-tuning"], rows)
+
+
+def batch_norm_comparison(results: dict[str, RunResult]) -> FactTable:
+    """A fact table: per recipe and way of fine-tuning, how the base was called and how many of its BN layers were
+    trainable and moved."""
+    return FactTable(["recipe", "fine-tuning", "base called with", "BN layers trainable", "BN layers moved"],
+                     [[name, way, tuned.base_called_with, f"{tuned.bn_layers_trainable} of {len(tuned.bn_layers)}",
+                       tuned.bn_layers_moved]
+                      for name, result in results.items() for way, tuned in result.fine_tuning.items()])
+
+
+def comparison_values(results: dict[str, RunResult]) -> dict:
+    """Per recipe key (``m19``, ``m20``, ``x20``) and way key: BN layers moved and final validation accuracy."""
+    values = {}
+    for name, result in results.items():
+        for way, tuned in result.fine_tuning.items():
+            key = f"{RECIPE_KEYS[name]}_{WAY_KEYS[way]}"
+            values[f"moved_{key}"] = tuned.bn_layers_moved
+            values[f"acc_{key}"] = tuned.validation_accuracy
+        values[f"bn_layers_{RECIPE_KEYS[name]}"] = len(next(iter(result.fine_tuning.values())).bn_layers)
+    return values

