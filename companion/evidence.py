@@ -33,6 +33,12 @@ def show(value: Any) -> str:
     return str(value)
 
 
+def listing(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 @_register
 class Statistics(str, enum.Enum):
     """Which statistics a BatchNormalization layer normalised a batch with."""
@@ -86,7 +92,7 @@ class Updates(Fields):
 class Recompile(Fields):
     """``trainable = False`` set after ``compile``: did ``fit`` update the layer, without and after a recompile?"""
 
-    without_recompile: bool
+    without_recompile: bool | Failed  # Failed: fit raised (the JAX backend) instead of training or not
     after_recompile: bool
 
 
@@ -173,12 +179,14 @@ class FineTuneCounts(Fields):
 
 @dataclasses.dataclass(frozen=True)
 class Failed(Fields):
-    """A check that raised instead of measuring: the first line of its error."""
+    """A check, or a step of one, that raised instead of measuring: the first line of its error. A table cell
+    names the exception; the whole line is for a list of errors below the table."""
 
     error: str
 
     def __str__(self) -> str:
-        return f"failed: {self.error}"
+        name = self.error.split(":", 1)[0]
+        return f"raised {name}" if name.isidentifier() else "failed"
 
 
 def first_line(error: BaseException | str) -> str:

@@ -30,12 +30,14 @@ class Run:
     profile: profiles.Profile
     seed: int
     versions: dict
+    profile_source: str  # where the profile came from: the parameters cell, or $COMPANION_PROFILE over it
 
     def stamp(self) -> str:
         v = self.versions
         return (
             f"Verified with TensorFlow {v['tensorflow']} and Keras {v['keras']} ({v['variant']}), "
-            f"Python {v['python']} on {v['platform']}; profile {self.profile.name!r}: {self.profile.description}."
+            f"Python {v['python']} on {v['platform']}; executed with the profile {self.profile.name!r} "
+            f"({self.profile_source}): {self.profile.description}; seed {self.seed}."
         )
 
     def _repr_markdown_(self) -> str:
@@ -64,6 +66,10 @@ def _ipython_hidden_names() -> set[str]:
     return set(getattr(shell, "user_ns_hidden", {})) if shell else set()
 
 
+# Keras' set_random_seed seeds numpy, whose seeds are unsigned 32-bit integers.
+SEED_RANGE = (0, 2**32 - 1)
+
+
 def validate_parameters(values: dict) -> dict:
     unknown = sorted(set(values) - set(PARAMETERS))
     if unknown:
@@ -72,10 +78,15 @@ def validate_parameters(values: dict) -> dict:
             f"valid parameters: {', '.join(PARAMETERS)}"
         )
     for name, kind in PARAMETERS.items():
-        if name in values and not isinstance(values[name], kind):
+        # `type(...) is`, not isinstance: True is an int to Python, but not a seed.
+        if name in values and type(values[name]) is not kind:
             raise UnknownParameterError(
                 f"parameter {name!r} must be {kind.__name__}, got {values[name]!r}"
             )
+    low, high = SEED_RANGE
+    if "seed" in values and not low <= values["seed"] <= high:
+        raise UnknownParameterError(f"parameter 'seed' must be between {low} and {high} (Keras seeds numpy with it), "
+                                    f"got {values['seed']}")
     return values
 
 
@@ -93,7 +104,10 @@ def _show_figures_inline() -> None:
 def start(namespace: dict) -> Run:
     """Validate the chapter's parameters, make the run deterministic, and return the run's settings."""
     values = validate_parameters(chapter_parameters(namespace))
-    profile = profiles.get(values.get("profile", "smoke"))
+    requested = values.get("profile", "smoke")
+    profile = profiles.get(requested)
+    source = ("the parameters cell" if profile.name == requested.lower()
+              else f"set by ${profiles.PROFILE_ENV}, over the parameters cell's {requested!r}")
     seed = values.get("seed", 0)
 
     import tensorflow as tf
@@ -104,7 +118,7 @@ def start(namespace: dict) -> Run:
     tf.config.experimental.enable_op_determinism()
     tf.get_logger().setLevel("ERROR")  # retracing notices: the probes build many small models on purpose
     _show_figures_inline()
-    return Run(profile=profile, seed=seed, versions=versions())
+    return Run(profile=profile, seed=seed, versions=versions(), profile_source=source)
 
 
 def glue_values(values: dict) -> None:

@@ -397,22 +397,42 @@ def layer_kind(layer) -> str:
     return "Dropout" if is_dropout(layer) else type(layer).__name__
 
 
-def observe(model, action: Callable[[], object], select: Callable[[object], bool] = is_batch_norm_or_dropout
-            ) -> ProbeReport:
-    """Run ``action()`` and report what it changed in ``model`` and in which mode layers ran.
+class Watched:
+    """What :func:`watching` saw; ``report`` is set when the ``with`` block ends."""
 
-    The modes are those of the layers ``select`` accepts: by default the Dropout and BatchNormalization
-    layers (:func:`takes_training_argument` selects every layer that receives the mode).
+    report: ProbeReport | None = None
+
+
+@contextlib.contextmanager
+def watching(model, select: Callable[[object], bool] = is_batch_norm_or_dropout) -> Iterator[Watched]:
+    """Report what the Keras code inside the ``with`` block changed in ``model`` and in which mode layers ran::
+
+        with probes.watching(model) as seen:
+            model.fit(x, y, epochs=1)
+        seen.report
+
+    The block is the reader's own code; the measuring stays outside it. The modes are those of the layers
+    ``select`` accepts: by default Dropout and BatchNormalization (:func:`takes_training_argument` selects every
+    layer that receives the mode).
     """
     tracked = tracked_variables(model)
     before = snapshot(tracked)
+    watched = Watched()
     with ModeRecorder(model, select) as recorder:
-        action()
-    return ProbeReport(
+        yield watched
+    watched.report = ProbeReport(
         variables=measure_changes(tracked, before),
         modes={name: tuple(values) for name, values in recorder.modes.items()},
         layer_kinds={layer.name: layer_kind(layer) for layer in recorder.layers},
     )
+
+
+def observe(model, action: Callable[[], object], select: Callable[[object], bool] = is_batch_norm_or_dropout
+            ) -> ProbeReport:
+    """Run ``action()`` and report what it changed in ``model`` and in which mode layers ran (see :func:`watching`)."""
+    with watching(model, select) as seen:
+        action()
+    return seen.report
 
 
 # Actions: small callables so that a chapter reads `observe(model, fit(model, x, y, steps=3))`.

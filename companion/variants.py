@@ -81,25 +81,55 @@ def install_folder(variant: Variant) -> Path:
     return variants_dir() / variant.name
 
 
-def is_installed(variant: Variant) -> bool:
-    if not variant.requirement:
-        return True
-    folder = install_folder(variant)
-    project, version = variant.requirement.split("==")
+def installed_in(folder: Path, requirement: str) -> bool:
+    """Whether ``pip install --target folder requirement`` (``name==version``) has been done."""
+    project, version = requirement.split("==")
     return (folder / f"{project.replace('-', '_')}-{version}.dist-info").is_dir()
+
+
+def is_installed(variant: Variant) -> bool:
+    return not variant.requirement or installed_in(install_folder(variant), variant.requirement)
+
+
+def pip_install(folder: Path, requirements: list[str]) -> None:
+    """``pip install --no-deps --target folder`` of the ``name==version`` requirements not installed there yet."""
+    missing = [r for r in requirements if not installed_in(folder, r)]
+    if missing:
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade",
+             "--target", str(folder), *missing],
+            check=True,
+        )
 
 
 def install(variant: Variant) -> Path:
     """Install a side variant with ``pip --no-deps`` into its own folder (TensorFlow is shared)."""
     folder = install_folder(variant)
-    if variant.requirement and not is_installed(variant):
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade",
-             "--target", str(folder), variant.requirement],
-            check=True,
-        )
+    if variant.requirement:
+        pip_install(folder, [variant.requirement])
     return folder
+
+
+def side_folders() -> set[str]:
+    """Every folder a side-installed variant lives in (see also :func:`companion.releases.folders`)."""
+    return {str(install_folder(v)) for v in VARIANTS.values() if v.requirement}
+
+
+def child_environment(folders: list[Path], legacy: bool, backend: str | None = None,
+                      others: set[str] = frozenset()) -> dict[str, str]:
+    """Environment for a child process whose imports look in ``folders`` first; ``others`` (folders of other Keras
+    installs) are taken off ``PYTHONPATH`` so that they cannot shadow them. ``legacy`` selects tf_keras; ``backend``
+    sets ``KERAS_BACKEND`` (else the child inherits this process's)."""
+    env = dict(os.environ)
+    env.pop(LEGACY_ENV, None)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in others]
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, folders), *paths])
+    if legacy:
+        env[LEGACY_ENV] = "1"
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    return env
 
 
 def environment(variant: Variant) -> dict[str, str]:
@@ -109,17 +139,8 @@ def environment(variant: Variant) -> dict[str, str]:
             f"{variant.name} is not installed in {install_folder(variant)}; "
             f"install it with: companion variants install {variant.name}"
         )
-    env = dict(os.environ)
-    env.pop(LEGACY_ENV, None)
-    # Another variant's folder on the path would shadow this one's Keras.
-    others = {str(install_folder(v)) for v in VARIANTS.values() if v.requirement}
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in others]
-    if variant.requirement:
-        paths.insert(0, str(install_folder(variant)))
-    if variant.legacy:
-        env[LEGACY_ENV] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return env
+    folders = [install_folder(variant)] if variant.requirement else []
+    return child_environment(folders, variant.legacy, others=side_folders())
 
 
 def current_name() -> str:

@@ -63,8 +63,9 @@ def test_setups_follow_the_profile():
         2, 1, 150, None)
     assert offline.epochs_text.startswith("2 + 1 instead of the recipe's 20 + 10: the guide's 20 + 10 epochs")
     mobilenet = setups.setup(recipes.MOBILENET_V2_2020, profiles.get("offline"))
-    assert (mobilenet.phase1_epochs, mobilenet.phase2_epochs, mobilenet.image_size) == (10, 10, 160)
-    assert mobilenet.epochs_text == "10 + 10 (the recipe's own)"
+    assert (mobilenet.phase1_epochs, mobilenet.phase2_epochs, mobilenet.image_size) == (10, 2, 160)
+    assert mobilenet.epochs_text.startswith("10 + 2 instead of the recipe's 10 + 10: every way of fine-tuning")
+    assert setups.setup(recipes.MOBILENET_V2_2020, profiles.get("full")).epochs_text == "10 + 10 (the recipe's own)"
     assert "not Keras' ImageNet weights" in mobilenet.weights_label
     full = setups.setup(recipes.XCEPTION_2020, profiles.get("full"))
     assert (full.weights, full.architecture, full.image_size) == ("imagenet", "Xception", 150)
