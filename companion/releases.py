@@ -277,6 +277,12 @@ class ReleaseMatrix:
         """The labels of :meth:`where`'s columns in words, for ``glue``: "keras 3.15.1 (JAX)", "no column"."""
         return evidence.listing([c.release.label for c in self.where(package, backend, **expected)]) or "no column"
 
+    def others(self, **expected) -> str:
+        """Like :meth:`phrase`, over the columns that :meth:`span` leaves out (keras-nightly, tf-keras, the JAX
+        backend): "no other column" when there is none."""
+        return evidence.listing([c.release.label for c in self.where(**expected) if not _numbered(c.release)]) \
+            or "no other column"
+
     def span(self, **expected) -> str:
         """The numbered Keras releases on TensorFlow where every given check has the given value, as a range per run of
         consecutive releases in the table: "keras 3.0.5 to 3.15.1", "keras 3.0.5 to 3.4.1 and 3.6.0"; "no release"
@@ -284,9 +290,7 @@ class ReleaseMatrix:
         matched = {c.release.version for c in self.where("keras", "tensorflow", **expected)}
         runs: list[list[str]] = []
         previous = False
-        for c in self.columns:
-            if c.release.package != "keras" or c.release.backend != "tensorflow":
-                continue
+        for c in filter(lambda c: _numbered(c.release), self.columns):
             found = c.release.version in matched
             if found:
                 if not previous:
@@ -297,8 +301,13 @@ class ReleaseMatrix:
             return "no release"
         return "keras " + evidence.listing([run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs])
 
-    def figure(self, title: str = "The decisive checks across Keras releases"):
+    def figure(self, title: str = "The decisive checks under each Keras release and backend"):
         return grid(self, title)
+
+
+def _numbered(release: Release) -> bool:
+    """A numbered Keras release on TensorFlow (the columns a :meth:`ReleaseMatrix.span` covers)."""
+    return release.package == "keras" and release.backend == "tensorflow"
 
 
 def _failures(value) -> list[evidence.Failed]:
@@ -350,24 +359,23 @@ def short_label(release: Release) -> str:
 
 
 def grid(matrix: ReleaseMatrix, title: str):
-    """One row per yes/no answer of a decisive check, one column per release; every cell says yes, no, or err (the
-    check raised, or the release did not run)."""
+    """One row per yes/no answer of a decisive check, one column per release; every cell says yes, no, "err" (the step
+    raised an error instead of answering: see :meth:`ReleaseMatrix.errors`) or "-" (the release did not run)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     from companion import plots  # the book's style
 
     labels = [label for check in decisive.CHECKS for label in row_labels(check)]
-    cells = np.full((len(labels), len(matrix.columns)), "err", dtype=object)
+    cells = np.full((len(labels), len(matrix.columns)), "-", dtype=object)
     for j, c in enumerate(matrix.columns):
         if c.ran:
             answered = [a for check in decisive.CHECKS for a in answers(check, c.values[check.id])]
             cells[:, j] = [evidence.show(a) if isinstance(a, bool) else "err" for a in answered]
-    shade = {"yes": 1.0, "no": 0.0, "err": np.nan}
+    shade = np.vectorize(lambda text: {"yes": 1.0, "no": 0.0}.get(text, np.nan))(cells).astype(float)
     fig, ax = plt.subplots(figsize=(plots.WIDTH, 0.27 * len(labels) + 1.5))
-    colours = plt.matplotlib.colors.ListedColormap(["#f0f0f0", plots.COLORS[0]])
-    colours.set_bad("white")
-    ax.imshow(np.vectorize(shade.get)(cells).astype(float), cmap=colours, vmin=0, vmax=1, aspect="auto")
+    colours = plt.matplotlib.colors.ListedColormap(["#eeeeee", plots.COLORS[0]]).with_extremes(bad="white")
+    ax.imshow(shade, cmap=colours, vmin=0, vmax=1, aspect="auto")
     for (i, j), text in np.ndenumerate(cells):
         ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if text == "yes" else "black")
     ax.set_xticks(range(len(matrix.columns)), [short_label(c.release) for c in matrix.columns], rotation=90,
@@ -377,6 +385,12 @@ def grid(matrix: ReleaseMatrix, title: str):
     ax.grid(False)
     ax.set_xticks(np.arange(len(matrix.columns) + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(len(labels) + 1) - 0.5, minor=True)
+    ax.tick_params(which="minor", length=0)
     ax.grid(which="minor", color="white", linewidth=1)
-    ax.set_title(title, loc="left")
+    # Thicker lines between the numbered releases, the side variants and the JAX columns.
+    groups = [(_numbered(c.release), c.release.backend) for c in matrix.columns]
+    for j in range(1, len(groups)):
+        if groups[j] != groups[j - 1]:
+            ax.axvline(j - 0.5, color="white", linewidth=4)
+    fig.suptitle(title)
     return fig

@@ -15,15 +15,16 @@ def _run(capsys, *argv):
 def test_help_lists_every_command_and_profile(capsys):
     code, text = _run(capsys, "--help")
     assert code == 0
-    for word in ("chapters", "run", "matrix", "variants", "book", "refresh", "smoke", "full"):
+    for word in ("chapters", "run", "matrix", "check", "variants", "book", "refresh", "smoke", "full"):
         assert word in text
 
 
 def test_chapters_are_listed_in_book_order(capsys):
     assert cli.main(["chapters"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["introduction", "trainable_versus_training", "keras3_surprise", "standin_backbone",
-                     "mobilenet_v2_2019", "mobilenet_v2_2020", "xception_2020", "side_by_side", "claims_audit"]
+    assert names == ["introduction", "trainable_versus_training", "keras3_surprise", "keras_versions",
+                     "offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020", "xception_2020", "side_by_side",
+                     "claims_audit"]
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,7 @@ def test_chapters_are_listed_in_book_order(capsys):
         (["run", "introduction", "-p", "epochs", "3"], "unknown parameter 'epochs'; valid parameters: profile, seed"),
         (["matrix", "--profile", "huge"], "unknown profile 'huge'"),
         (["variants", "install", "keras2"], "unknown Keras variant 'keras2'; valid variants: keras, keras-nightly"),
+        (["variants", "install", "keras2", "--releases"], "unknown Keras variant 'keras2'"),
     ],
 )
 def test_bad_names_exit_2_with_the_valid_ones(capsys, argv, message):
@@ -59,3 +61,11 @@ def test_building_from_executed_chapters_names_the_missing_ones(capsys, tmp_path
     code, text = _run(capsys, "book", "--executed", str(tmp_path))
     assert code == 2 and "lacks executed chapters: trainable_versus_training.ipynb" in text
     assert "introduction.ipynb," not in text
+
+
+def test_variants_list_names_every_release_of_the_release_matrix(capsys):
+    from companion import releases
+
+    assert cli.main(["variants", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"{release.label} " in listed for release in releases.releases())
