@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -106,14 +105,6 @@ def label(architecture: str) -> str:
             f"Loaded offline, SHA-256 checked; see the chapter on the offline weights.")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def packaged_file(weights: PackagedWeights) -> Path:
     """The model file of an installed package, found through its metadata (the package is never imported)."""
     try:
@@ -137,7 +128,7 @@ def packaged_file(weights: PackagedWeights) -> Path:
 def verified_file(weights: PackagedWeights) -> Path:
     """:func:`packaged_file`, after checking its SHA-256: a file that differs is never read."""
     path = packaged_file(weights)
-    actual = _sha256(path)
+    actual = cache.sha256_of(path)
     if actual != weights.sha256:
         raise BackboneIntegrityError(
             f"{path} has SHA-256 {actual}, expected {weights.sha256}: it is not the file this companion was "
@@ -199,7 +190,7 @@ def export(weights: PackagedWeights) -> Path:
     folder.write_json("record.json", {
         "source": weights.requirement, "member": weights.member, "source_sha256": weights.sha256,
         "exported_with": f"keras {keras.__version__}", "arrays": len(arrays),
-        "npz_sha256": _sha256(folder.file("base.npz")),
+        "npz_sha256": folder.sha256("base.npz"),
     })
     return folder.file("base.npz")
 
@@ -400,7 +391,7 @@ def check_file(architecture: str) -> FileCheck:
     weights = PACKAGED[architecture]
     path = packaged_file(weights)
     arrays = neutral_weights(architecture)
-    return FileCheck(architecture, path, path.stat().st_size, _sha256(path), weights.sha256, len(arrays),
+    return FileCheck(architecture, path, path.stat().st_size, cache.sha256_of(path), weights.sha256, len(arrays),
                      len(_application(architecture, weights.native_size, None).weights))
 
 

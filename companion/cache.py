@@ -48,6 +48,15 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +105,9 @@ class Folder:
     def has(self, *names: str) -> bool:
         return all((self.path / name).exists() for name in names)
 
+    def sha256(self, name: str) -> str:
+        return sha256_of(self.path / name)
+
     def _set_aside(self, name: str, problem: str) -> None:
         target = self.path / f"{name}.unreadable"
         os.replace(self.path / name, target)
@@ -129,7 +141,7 @@ class Folder:
             return None
         path = self.path / name
         if expected_sha256 is not None:
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+            actual = sha256_of(path)
             if actual != expected_sha256:
                 self._set_aside(name, f"SHA-256 {actual[:16]}..., recorded {expected_sha256[:16]}...")
                 return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import subprocess
 import sys
@@ -181,7 +180,7 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, names: list[str] | None
     kept_phase1 = cache.Folder(checkpoints / "phase1", key)
     phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1)
     arrays = kept_phase1.file("phase1.npz")
-    phase1_sha256 = hashlib.sha256(arrays.read_bytes()).hexdigest()
+    phase1_sha256 = kept_phase1.sha256("phase1.npz")
     columns = {}
     runs_per_column = len(profile.experiment_seeds) * len(WAYS)
     with tqdm(total=runs_per_column * len(names), desc="fine-tuning runs under each Keras variant",

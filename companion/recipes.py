@@ -21,7 +21,7 @@ class Dataset:
     splits: tuple[str, str, str]  # how train, validation and test are taken
 
     def __str__(self) -> str:
-        return f"{self.name} (train {self.splits[0]}; validation {self.splits[1]}; test {self.splits[2]})"
+        return f"{self.name} (train: {self.splits[0]}; validation: {self.splits[1]}; test: {self.splits[2]})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +202,7 @@ MOBILENET_V2_2020 = Recipe(
     source="tensorflow/docs site/en/tutorials/images/transfer_learning.ipynb @ adae1941 (2020-08-01)",
     architecture="MobileNetV2",
     dataset=Dataset("cats_and_dogs_filtered",
-                    ("train (2000 images)", "validation without the test batches", "first fifth of validation batches")),
+                    ("train/, 2000 images", "validation/ less the test batches", "first fifth of the validation/ batches")),
     image_size=160,
     batch_size=32,
     preprocessing=PREPROCESS_INPUT,

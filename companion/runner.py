@@ -207,7 +207,7 @@ def phase1_or_resume(s: Setup, d: Data, seed: int, kept: cache.Folder | None, ve
         kept.write_arrays("phase1.npz", phase1.base_weights + phase1.head_weights)
         kept.write_json("phase1.json", {"result": dataclasses.asdict(phase1.result),
                                         "base_arrays": len(phase1.base_weights),
-                                        "sha256": hashlib.sha256(kept.file("phase1.npz").read_bytes()).hexdigest()})
+                                        "sha256": kept.sha256("phase1.npz")})
     return phase1, False
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import stat
 import tempfile
@@ -10,6 +9,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from companion.cache import sha256_of
 from companion.data.spec import DATASET_FOLDER, DatasetError
 
 # SHA-256 of every image of a real copy of the dataset (`sha256sum -c` can read it). That copy lacks one image of
@@ -49,12 +49,6 @@ def verify_archive(path: str | Path, sha256: str) -> None:
         )
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def extract_archive(archive: str | Path, destination: str | Path,

@@ -1,0 +1,138 @@
+"""The release matrix: which releases, one process per release, failures kept in their column, the column cache."""
+
+import pytest
+
+from companion import decisive, releases, variants
+from companion.evidence import Failed, Recompile, Updates
+
+# `pip index versions keras` on 2026-11-25 (its "Available versions" line, 3.x part).
+PIP_INDEX = ("3.15.1, 3.15.0, 3.14.1, 3.14.0, 3.13.2, 3.13.1, 3.13.0, 3.12.4, 3.12.3, 3.12.2, 3.12.1, 3.12.0, 3.11.3, "
+             "3.11.2, 3.11.1, 3.11.0, 3.10.0, 3.9.2, 3.9.1, 3.9.0, 3.8.0, 3.7.0, 3.6.0, 3.5.0, 3.4.1, 3.4.0, 3.3.3, "
+             "3.3.2, 3.3.1, 3.3.0, 3.2.1, 3.2.0, 3.1.1, 3.1.0, 3.0.5, 3.0.4, 3.0.3, 3.0.2, 3.0.1, 3.0.0, 2.15.0")
+
+
+def test_the_releases_are_the_latest_patch_of_every_minor_release_up_to_the_pinned_one():
+    assert releases.PINNED == "3.15.1"
+    assert list(releases.KERAS_RELEASES) == releases.latest_patches(PIP_INDEX.split(", "))
+    assert releases.latest_patches(["3.1.0", "3.1.10", "3.1.9", "3.2.0rc1", "3.16.0"], up_to="3.15.1") == ["3.1.10"]
+
+
+def test_columns_are_every_release_on_tensorflow_then_the_variants_then_jax():
+    labels = [r.label for r in releases.releases()]
+    assert labels[:16] == [f"keras {v}" for v in releases.KERAS_RELEASES]
+    assert labels[16:] == ["keras-nightly 3.16.0.dev2026102704", "tf-keras 2.21.0", "keras 3.15.1 (JAX)",
+                           "keras-nightly 3.16.0.dev2026102704 (JAX)"]
+
+
+def test_each_release_has_its_own_folder_and_the_pinned_one_none(monkeypatch, tmp_path):
+    monkeypatch.setenv(variants.VARIANTS_DIR_ENV, str(tmp_path))
+    assert releases.folder(releases.Release("keras", "3.0.5")) == tmp_path / "releases" / "keras-3.0.5"
+    assert releases.folder(releases.Release("keras", releases.PINNED)) is None
+    assert releases.folder(releases.Release("tf-keras", "2.21.0")) == tmp_path / "tf-keras"
+    with pytest.raises(variants.VariantNotInstalledError, match="companion variants install --releases"):
+        releases.environment(releases.Release("keras", "3.0.5"))
+    env = releases.environment(releases.Release("keras", releases.PINNED))
+    assert env["KERAS_BACKEND"] == "tensorflow" and variants.LEGACY_ENV not in env
+
+
+def _bogus_release(tmp_path, monkeypatch, module_source: str, version: str = "3.99.0") -> releases.Release:
+    """A release folder whose `keras` package runs ``module_source`` on import (and a dist-info, so that it counts
+    as installed)."""
+    monkeypatch.setenv(variants.VARIANTS_DIR_ENV, str(tmp_path))
+    release = releases.Release("keras", version)
+    where = releases.folder(release)
+    (where / "keras").mkdir(parents=True)
+    (where / "keras" / "__init__.py").write_text(module_source)
+    (where / f"keras-{version}.dist-info").mkdir()
+    return release
+
+
+def test_a_release_that_does_not_import_gets_a_column_with_the_first_line_of_its_error(tmp_path, monkeypatch):
+    release = _bogus_release(tmp_path, monkeypatch, 'raise ImportError("bogus keras\\nsecond line")\n')
+    column = releases.run_column(release)
+    assert not column.ran and column.error == "ImportError: bogus keras" and column.values == {}
+    table = releases.ReleaseMatrix([column]).table()
+    assert table.column("keras 3.99.0")[:2] == ["ImportError: bogus keras", "-"]
+
+
+def test_a_child_that_dies_without_a_result_reports_its_last_error_line(tmp_path, monkeypatch):
+    source = 'import sys\nsys.stderr.write("Traceback (most recent call last):\\nSystemError: broken build\\n")\n' \
+             'sys.stderr.flush()\nimport os\nos._exit(3)\n'
+    column = releases.run_column(_bogus_release(tmp_path, monkeypatch, source))
+    assert column.error == "SystemError: broken build"
+
+
+def test_a_kept_column_is_reused_until_the_checks_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(releases, "is_installed", lambda release: True)
+    release = releases.Release("keras", "3.0.5")
+    computed = []
+
+    def run_column(r):
+        computed.append(r)
+        return releases.Column(r, {"keras": r.version}, {"nested_override": True, "recompile": Recompile(
+            Failed("ValueError: x"), False), "remedy": Updates(False, False, True)}, seconds=4.5)
+
+    monkeypatch.setattr(releases, "run_column", run_column)
+    first = releases.column(release)
+    again = releases.column(release)
+    assert len(computed) == 1 and not first.kept and again.kept
+    assert again.values == first.values and again.seconds == 4.5
+    assert type(again.values["recompile"].without_recompile) is Failed
+    monkeypatch.setattr(decisive, "fingerprint", lambda: "another-version-of-the-checks")
+    releases.column(release)
+    assert len(computed) == 2
+
+
+def _column(version: str, package: str = "keras", backend: str = "tensorflow", **values) -> releases.Column:
+    return releases.Column(releases.Release(package, version, backend), {}, {"nested_override": True, **values})
+
+
+def test_spans_name_the_ranges_of_releases_with_a_value():
+    found = releases.ReleaseMatrix([
+        _column("3.0.5"), _column("3.1.1"), _column("3.2.1", nested_override=False), _column("3.3.3"),
+        releases.Column(releases.Release("keras", "3.4.1"), {}, {}, error="ImportError: x"),
+        _column("3.16.0.dev1", package="keras-nightly", nested_override=False),
+        _column("3.15.1", backend="jax")])
+    assert found.span(nested_override=True) == "keras 3.0.5 to 3.1.1 and 3.3.3"
+    assert found.span(nested_override=False) == "keras 3.2.1"
+    assert found.span(nested_override="nothing has this") == "no release"
+    assert found.others(nested_override=True) == "keras 3.15.1 (JAX)"
+    assert found.phrase(nested_override=False) == "keras 3.2.1 and keras-nightly 3.16.0.dev1"
+    assert found.phrase(backend="jax", nested_override=False) == "no column"
+    assert len(found.where()) == 6
+
+
+def test_the_figure_has_a_row_per_answer_and_a_labelled_cell_each():
+    found = releases.ReleaseMatrix([
+        releases.Column(releases.Release("keras", "3.0.5"), {}, {
+            check.id: Updates(False, False, True) if check.kind is Updates else
+            Recompile(Failed("ValueError: x"), False) if check.kind is Recompile else True
+            for check in decisive.CHECKS}),
+        releases.Column(releases.Release("keras", "3.4.1"), {}, {}, error="ImportError: x")])
+    figure = found.figure()
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    rows = sum(len(releases.row_labels(check)) for check in decisive.CHECKS)
+    assert rows == 14 and len(texts) == 2 * rows
+    assert texts.count("err") == 1 and texts.count("-") == rows and texts.count("no") == 5
+
+
+@pytest.fixture(scope="module")
+def measured():
+    """The columns of keras 3.0.5, the pinned release and tf-keras, computed (or kept: the chapter reuses them)."""
+    chosen = [r for r in releases.releases() if r.label in ("keras 3.0.5", "keras 3.15.1", "tf-keras 2.21.0")]
+    missing = [r.label for r in chosen if not releases.is_installed(r)]
+    if missing:
+        pytest.skip(f"not installed (companion variants install --releases): {', '.join(missing)}")
+    return releases.compute(chosen, progress=False)
+
+
+def test_keras_3_releases_override_training_false_and_tf_keras_does_not(measured):
+    assert [(c.release.label, c.ran) for c in measured.columns] == [
+        ("keras 3.0.5", True), ("keras 3.15.1", True), ("tf-keras 2.21.0", True)]
+    assert [c.values["nested_override"] for c in measured.columns] == [True, True, False]
+    assert [c.versions["keras"] for c in measured.columns] == ["3.0.5", "3.15.1", "2.21.0"]
+    assert measured.span(nested_override=True) == "keras 3.0.5 to 3.15.1"
+    # The remedy with base(x) works on all three; the recompile is needed on all three.
+    assert all(c.values["remedy_alone"] == decisive.REMEDY_WORKS and c.values["remedy_alone_dropout"]
+               and c.values["recompile"] == Recompile(True, False) for c in measured.columns)
