@@ -201,7 +201,7 @@ class ChecksFolder(cache.Folder):
 
     def __init__(self, path: Path, key: dict):
         self.path, self.recovered = Path(path), []
-        self.key = {**key, "code": decisive.fingerprint()}
+        self.key = json.loads(json.dumps({**key, "code": decisive.fingerprint()}))  # as it reads back from key.json
         if self.path.exists() and self._stored_key() != self.key:
             shutil.rmtree(self.path)
         if not self.path.exists():
@@ -227,14 +227,14 @@ def kept_folder(release: Release) -> ChecksFolder:
 
 
 def column(release: Release) -> Column:
-    """The release's column: kept from before when the release, backend and checks are the same, else computed (and
-    kept, unless the release is not installed: installing it then computes it)."""
+    """The release's column: kept from before when the release, backend and checks are the same, else computed and
+    kept (unless the release is not installed, or its process ran out of time: the next call tries again)."""
     kept = kept_folder(release)
     data = kept.read_json("column.json")
     if data is not None:
         return Column.from_json(release, data)
     computed = run_column(release)
-    if is_installed(release):
+    if is_installed(release) and not (computed.error or "").startswith("TimeoutExpired"):
         kept.write_json("column.json", computed.to_json())
     return computed
 
