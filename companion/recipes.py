@@ -274,7 +274,8 @@ class UnknownRecipeError(ValueError):
 
 
 def get(name: str) -> Recipe:
+    """The recipe called ``name``, in any case."""
     try:
-        return RECIPES[name]
+        return {key.lower(): recipe for key, recipe in RECIPES.items()}[name.lower()]
     except KeyError:
         raise UnknownRecipeError(f"unknown recipe {name!r}; valid recipes: {', '.join(RECIPES)}") from None

@@ -1,11 +1,17 @@
 """Fact tables: one value that renders as an HTML table in the book and as fixed-width text for nbval.
 
-Both renderings are deterministic, so a fact cell's committed output is a stable reference.
+Both renderings are deterministic, so a fact cell's committed output is a stable reference. The text is wrapped to
+:data:`TEXT_WIDTH` characters in notebooks; the command line wraps it to the terminal's width (:meth:`FactTable.text`).
 """
 
 from __future__ import annotations
 
 import html
+import itertools
+import textwrap
+
+TEXT_WIDTH = 116  # characters: a notebook's text output, and the fact outputs nbval compares
+NARROWEST_COLUMN = 12  # wrapping never makes a column narrower than this
 
 
 class FactTable:
@@ -23,11 +29,28 @@ class FactTable:
         i = self.header.index(name)
         return [row[i] for row in self.rows]
 
+    def text(self, width: int | None = TEXT_WIDTH) -> str:
+        """Fixed-width text; cells wrap (widest columns first) so that lines fit ``width`` where they can."""
+        rows = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.header))]
+        if width is not None:
+            budget = width - 2 * (len(widths) - 1)
+            while sum(widths) > budget and max(widths) > NARROWEST_COLUMN:
+                widths[widths.index(max(widths))] -= 1
+
+        def lines(cells: list[str]) -> list[str]:
+            wrapped = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] for c, w in zip(cells, widths)]
+            return ["  ".join(part.ljust(w) for part, w in zip(parts, widths)).rstrip()
+                    for parts in itertools.zip_longest(*wrapped, fillvalue="")]
+
+        text = [*lines(self.header), "  ".join("-" * w for w in widths)]
+        for row in self.rows:
+            text += lines(row)
+        caption = textwrap.wrap(self.caption, width) if width else [self.caption]
+        return "\n".join(([*caption, ""] if self.caption else []) + text)
+
     def __repr__(self) -> str:
-        widths = [max(len(r[i]) for r in [self.header, *self.rows]) for i in range(len(self.header))]
-        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-        text = [line(self.header), line(["-" * w for w in widths]), *map(line, self.rows)]
-        return "\n".join(([self.caption, ""] if self.caption else []) + text)
+        return self.text()
 
     def _repr_html_(self) -> str:
         esc = html.escape

@@ -56,8 +56,9 @@ class VariantNotInstalledError(RuntimeError):
 
 
 def get(name: str) -> Variant:
+    """The variant called ``name``, in any case."""
     try:
-        return VARIANTS[name]
+        return VARIANTS[name.lower()]
     except KeyError:
         raise UnknownVariantError(
             f"unknown Keras variant {name!r}; valid variants: {', '.join(VARIANTS)}"
