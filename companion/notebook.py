@@ -98,7 +98,10 @@ def _show_figures_inline() -> None:
         return
     shell = get_ipython()
     if shell is not None:
+        from companion import plots
+
         shell.run_line_magic("matplotlib", "inline")
+        plots.show_as_png(shell)
 
 
 def start(namespace: dict) -> Run:

@@ -6,16 +6,41 @@ that width, one legend per figure naming every series, integer epochs, and zero 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 STYLE = Path(__file__).parent / "assets" / "book.mplstyle"
 plt.style.use(STYLE)
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 WIDTH = plt.rcParams["figure.figsize"][0]
+# PNG text chunk that records a figure's smallest text, in pixels of the PNG: the browser test scales it by the
+# width the page shows the image at, to check that every figure's text stays readable.
+SMALLEST_FONT_KEY = "Smallest-font-px"
+
+
+def smallest_font_px(fig: Figure) -> float:
+    """The height of the figure's smallest visible text, in pixels of its PNG."""
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes, default=0.0) * fig.dpi / 72
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as the book's pages embed it: a PNG cropped to its content, with :data:`SMALLEST_FONT_KEY`."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight",
+                metadata={SMALLEST_FONT_KEY: f"{smallest_font_px(fig):.2f}"})
+    return buffer.getvalue()
+
+
+def show_as_png(shell) -> None:
+    """Make IPython (and so the inline backend and myst-nb's glue) display every figure through :func:`png`."""
+    shell.display_formatter.formatters["image/png"].for_type(Figure, png)
 
 
 def _legend_below(fig, axes) -> None:

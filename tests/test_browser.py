@@ -8,12 +8,17 @@ Serves the HTML on loopback and opens each page in headless Chromium (Debian's `
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
+from PIL import Image
 
+from companion import plots
 from conftest import ROOT
 
 # Debian's chromium here; the Chrome that hosted CI runners ship (with its driver in $CHROMEWEBDRIVER) elsewhere.
@@ -60,18 +65,28 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
-def test_page_renders_tables_and_figures_without_errors(server, browser, page):
-    from selenium.webdriver.common.by import By
+# Markup that reached the reader as text: a MyST role or directive that was not rendered.
+RAW_MYST = re.compile(r"\{(glue|glue:text|glue:md|glue:figure|doc|py:\w+|ref|numref)\}`|```\{\w")
+SMALLEST_READABLE_PX = 9
 
+
+def _open(server, browser, page):
     browser.get(f"{server}/{page}.html")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1400, min(height, 20000))  # the whole page in one screenshot
     browser.save_screenshot(str(SCREENSHOTS / f"{page.split('/')[-1]}.png"))
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
+def test_page_renders_tables_and_figures_without_errors(server, browser, page):
+    from selenium.webdriver.common.by import By
+
+    _open(server, browser, page)
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "Traceback" not in text and not browser.find_elements(By.CSS_SELECTOR, ".output.traceback, .output.error")
     assert "Verified with TensorFlow" in text
+    assert not RAW_MYST.search(text), f"raw MyST markup on {page}: {RAW_MYST.search(text)[0]!r}"
     tables = browser.find_elements(By.CSS_SELECTOR, "table.fact-table")
     assert tables and all(t.is_displayed() for t in tables[:1])
     images = browser.find_elements(By.CSS_SELECTOR, "figure img, .cell_output img")
@@ -83,6 +98,36 @@ def test_page_renders_tables_and_figures_without_errors(server, browser, page):
     # Readers' buttons: download of the .ipynb and a Colab launch link built from the repository URL.
     source = browser.page_source
     assert "colab.research.google.com" in source and ".ipynb" in source
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
+def test_every_figure_is_readable_at_the_width_the_page_shows_it(server, browser, built_book, page):
+    """Each figure's smallest text (recorded in its PNG by companion.plots) is at least 9 px as displayed."""
+    from selenium.webdriver.common.by import By
+
+    _open(server, browser, page)
+    for image in browser.find_elements(By.CSS_SELECTOR, "figure img, .cell_output img"):
+        shown = browser.execute_script("return arguments[0].getBoundingClientRect().width", image)
+        path = built_book / unquote(urlparse(image.get_attribute("src")).path).lstrip("/")
+        with Image.open(path) as png:
+            natural, recorded = png.width, png.text.get(plots.SMALLEST_FONT_KEY)
+        assert recorded is not None, f"{path.name} on {page} was not drawn through companion.plots"
+        rendered = float(recorded) * shown / natural
+        assert rendered >= SMALLEST_READABLE_PX, (
+            f"{path.name} on {page}: smallest text {rendered:.1f} px as displayed ({shown:.0f} of {natural} px wide)")
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
+def test_no_table_is_wider_than_its_column(server, browser, page):
+    from selenium.webdriver.common.by import By
+
+    _open(server, browser, page)
+    column = browser.execute_script(
+        "return (document.querySelector('.bd-article') || document.querySelector('article') || document.body)"
+        ".getBoundingClientRect().width")
+    for table in browser.find_elements(By.CSS_SELECTOR, "table.fact-table"):
+        width = browser.execute_script("return arguments[0].scrollWidth", table)
+        assert width <= column + 1, f"a table on {page} is {width} px wide, its column {column:.0f} px"
 
 
 def test_search_page_exists(built_book):
