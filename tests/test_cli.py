@@ -1,8 +1,15 @@
-"""The `companion` command: help a new user understands, errors that list the valid names."""
+"""The `companion` command: help a new user understands, errors that list the valid names, one line per error,
+paths from the environment resolved where the command was called, and a summary of every glued value."""
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from companion import cli, recipes
+from companion import chapters, cli, recipes
+from conftest import ROOT
 
 
 def _run(capsys, *argv):
@@ -44,16 +51,70 @@ def test_bad_names_exit_2_with_the_valid_ones(capsys, argv, message):
     assert message in text
 
 
-def test_run_writes_the_executed_notebook_and_a_summary(tmp_path, capsys):
-    assert cli.main(["run", "introduction", "-p", "seed", "2", "--output", str(tmp_path)]) == 0
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "introduction", "-p", "profile", "full"], "give the profile with --profile, not -p profile"),
+        (["run", "introduction", "-p", "seed", "-1"], "parameter 'seed' must be between 0 and 4294967295"),
+        (["run", "introduction", "-p", "seed", "true"], "parameter 'seed' must be int, got True"),
+        (["run"], "name a chapter or recipe"),
+    ],
+)
+def test_parameters_are_checked_before_a_kernel_starts(capsys, argv, message):
+    code, text = _run(capsys, *argv)
+    assert code == 2 and message in text and "Traceback" not in text
+
+
+def test_run_writes_the_executed_notebook_and_a_summary_with_every_glued_value(tmp_path, capsys):
+    assert cli.main(["run", "INTRODUCTION", "-p", "seed", "2", "--output", str(tmp_path)]) == 0
     assert (tmp_path / "introduction.ipynb").is_file()
-    summary = (tmp_path / "introduction.summary.json").read_text()
-    assert '"seed": 2' in summary and '"profile": "smoke"' in summary
+    summary = json.loads((tmp_path / "introduction.summary.json").read_text())
+    assert summary["parameters"] == {"seed": 2} and summary["profile"] == "smoke" and summary["completed"]
+    # The introduction glues the versions it ran with, under names version_<key>.
+    import keras
+
+    assert summary["glued"]["version_keras"] == keras.__version__ and summary["glued"]["version_variant"] == "keras"
 
 
-def test_a_recipe_name_runs_its_chapter():
-    assert {cli._chapter(name).stem for name in cli.RECIPE_CHAPTERS} == set(cli.RECIPE_CHAPTERS.values())
-    assert set(cli.RECIPE_CHAPTERS) == set(recipes.RECIPES)
+def test_a_failing_chapter_is_one_line_naming_the_cell_and_a_summary_is_still_written(tmp_path, monkeypatch):
+    """A relative data folder that does not exist, given from another directory: the command resolves it where it
+    was called (not in book/, where the kernel runs), and the failure names the chapter, the cell and the error."""
+    monkeypatch.chdir(tmp_path)
+    env = {**os.environ, "COMPANION_DATA_DIR": "missing-data"}
+    done = subprocess.run([sys.executable, "-m", "companion.cli", "run", "MobileNetV2 2020", "--output", "out"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("companion: error:")]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "mobilenet_v2_2020 failed in code cell" in lines[0] and "DatasetError" in lines[0]
+    assert str(tmp_path / "missing-data" / "cats_and_dogs_filtered") in lines[0]
+    summary = json.loads((tmp_path / "out" / "mobilenet_v2_2020.summary.json").read_text())
+    assert not summary["completed"] and summary["stopped_at"].startswith("code cell")
+
+
+def test_a_recipe_name_in_any_case_runs_its_chapter():
+    assert {chapters.find(name.upper()).stem for name in chapters.RECIPE_CHAPTERS} == set(
+        chapters.RECIPE_CHAPTERS.values())
+    assert set(chapters.RECIPE_CHAPTERS) == set(recipes.RECIPES)
+
+
+def test_tables_fit_the_terminal(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "72")
+    assert cli.main(["recipes", "MobileNetV2 2019", "Xception 2020"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 72 and any("differs" in line for line in lines)
+
+
+def test_variants_are_found_from_a_subfolder_of_the_clone_without_environment_variables():
+    """The set-up installs the variants into the clone's .variants/; the command finds them from anywhere in it."""
+    env = {k: v for k, v in os.environ.items() if k != "COMPANION_VARIANTS_DIR"}
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "companion"), "variants", "list"], cwd=ROOT / "book",
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    listed = {line.split()[0]: line for line in done.stdout.splitlines() if line.split()}
+    for name in ("keras", "keras-nightly", "tf-keras"):
+        assert " installed " in listed[name] and "not installed" not in listed[name]
+    assert f"(installed in {ROOT / '.variants'})" in done.stdout
 
 
 def test_building_from_executed_chapters_names_the_missing_ones(capsys, tmp_path):
@@ -69,3 +130,26 @@ def test_variants_list_names_every_release_of_the_release_matrix(capsys):
     assert cli.main(["variants", "list"]) == 0
     listed = capsys.readouterr().out
     assert all(f"{release.label} " in listed for release in releases.releases())
+
+
+@pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")
+def test_a_relative_data_folder_works_with_companion_run(tmp_path):
+    relative = os.path.relpath(os.environ["COMPANION_DATA_DIR"], tmp_path)
+    done = subprocess.run([sys.executable, "-m", "companion.cli", "run", "offline_weights", "--output", "out"],
+                          cwd=tmp_path, env={**os.environ, "COMPANION_DATA_DIR": relative},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "offline_weights.summary.json").read_text())
+    assert summary["completed"] and summary["glued"]["head_images_mobilenet"].startswith("200 training")
+
+
+def test_make_resolves_a_relative_data_folder_where_it_was_called(tmp_path):
+    """`COMPANION_DATA_DIR=../x make book` and `make book COMPANION_DATA_DIR=../x` hand the kernels an absolute path."""
+    probe = tmp_path / "probe.mk"
+    probe.write_text(f"include {ROOT / 'Makefile'}\nshow:\n\t@echo \"DATA=$$COMPANION_DATA_DIR\"\n")
+    from_environment = subprocess.run(["make", "-s", "-f", str(probe), "show"], cwd=ROOT, capture_output=True,
+                                      text=True, env={**os.environ, "COMPANION_DATA_DIR": "../shared/data"})
+    on_command_line = subprocess.run(["make", "-s", "-f", str(probe), "show", "COMPANION_DATA_DIR=data/x"], cwd=ROOT,
+                                     capture_output=True, text=True)
+    assert from_environment.stdout.strip() == f"DATA={ROOT.parent / 'shared' / 'data'}"
+    assert on_command_line.stdout.strip() == f"DATA={ROOT / 'data' / 'x'}"
