@@ -162,6 +162,7 @@ def build_book(profile: str, executed: Path | None = None) -> int:
     with tempfile.TemporaryDirectory() as staging:
         site = Path(staging)
         shutil.copy(ROOT / "_toc.yml", site / "_toc.yml")
+        shutil.copytree(ROOT / "_static", site / "_static")
         config = yaml.safe_load((ROOT / "_config.yml").read_text())
         config["execute"]["execute_notebooks"] = "off"
         (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -72,7 +72,7 @@ class Page:
             key = WAY_KEYS[way]
             values.update({f"acc_{key}": tuned.validation_accuracy, f"test_{key}": tuned.test_accuracy,
                            f"moved_{key}": tuned.bn_layers_moved, f"trainable_bn_{key}": tuned.bn_layers_trainable,
-                           f"bn_layers": len(tuned.bn_layers)})
+                           "bn_layers": len(tuned.bn_layers)})
         early = self.run.profile.early_batches
         values.update({"early_first_batches": early[0], "early_last_batches": early[-1]})
         for way, tuned in result.fine_tuning.items():

@@ -1,7 +1,5 @@
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -33,15 +31,31 @@ def keras():
     return module
 
 
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory):
-    """Build the book once per test session from a copy of the sources; returns the HTML folder."""
-    site = tmp_path_factory.mktemp("site")
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, site / name)
-    shutil.copytree(BOOK, site / "book")
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site)], capture_output=True, text=True
-    )
+def gpu_workflow_step(name: str) -> str:
+    """The shell script of a step of the GPU workflow, as written."""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "gpu.yml").read_text())
+    return next(step["run"] for job in workflow["jobs"].values() for step in job["steps"] if step.get("name") == name)
+
+
+def _run_step(name: str) -> None:
+    """Run a GPU workflow step's script in the clone, on CPU, in the smoke profile (its env sets PROFILE)."""
+    env = {**os.environ, "PROFILE": "smoke"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", gpu_workflow_step(name)], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-    return site / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def executed_chapters():
+    """Every chapter executed once per session, by the GPU workflow's own step (into ROOT/executed)."""
+    _run_step("Execute every chapter")
+    return ROOT / "executed"
+
+
+@pytest.fixture(scope="session")
+def built_book(executed_chapters):
+    """The HTML book built once per session from those chapters, by the GPU workflow's own step."""
+    _run_step("Build the book from the executed chapters")
+    return ROOT / "_build" / "html"

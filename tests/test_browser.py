@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import threading
-from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest

@@ -1,0 +1,83 @@
+"""The companion as a package: the wheel and sdist pass `twine check`, and a chapter copied alone into an empty
+folder runs, offline, in a fresh virtual environment that has only the wheel installed, with the same facts."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import nbformat
+import pytest
+
+from companion.notebook import is_fact_cell
+from conftest import BOOK, ROOT
+
+CHAPTER = "trainable_versus_training.ipynb"  # fact cells, no data and no packaged weights needed
+# Only loopback: the kernel talks to papermill over 127.0.0.1; any other address is refused, as with the network cut.
+OFFLINE = """
+import socket
+
+_getaddrinfo = socket.getaddrinfo
+
+def _loopback_only(host, *args, **kwargs):
+    if host not in ("localhost", "127.0.0.1", "::1", None):
+        raise OSError(f"network cut by the test: {host}")
+    return _getaddrinfo(host, *args, **kwargs)
+
+socket.getaddrinfo = _loopback_only
+"""
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--sdist", "--outdir", str(out),
+                           str(ROOT)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+def test_the_wheel_and_sdist_pass_twine_check_and_carry_what_the_chapters_need(dist):
+    import zipfile
+
+    done = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = dist.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in ("companion/data/pipeline.py", "companion/assets/cats_and_dogs_filtered.sha256",
+                   "companion/assets/book.mplstyle", "companion/assets/pretrained-weights.txt",
+                   "companion/assets/standin_attempts.json"):
+        assert needed in names, needed
+
+
+def test_a_chapter_alone_runs_offline_in_a_fresh_environment_with_the_same_facts(dist, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    (wheel,) = dist.glob("*.whl")
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+                              f"{wheel}[cpu,book]"], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-3000:]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(BOOK / CHAPTER, alone / CHAPTER)
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    (offline / "sitecustomize.py").write_text(textwrap.dedent(OFFLINE))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPANION_", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env.update(PYTHONPATH=str(offline), COMPANION_DATA_DIR=os.environ.get("COMPANION_DATA_DIR", ""),
+               COMPANION_CACHE_DIR=str(tmp_path / "cache"), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
+    done = subprocess.run([str(venv / "bin" / "papermill"), CHAPTER, "executed.ipynb", "--no-progress-bar"],
+                          cwd=alone, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    where = subprocess.run([str(python), "-c", "import companion; print(companion.__file__)"], cwd=alone, env=env,
+                           capture_output=True, text=True)
+    assert str(venv) in where.stdout and str(ROOT) not in where.stdout  # the wheel, not the clone
+    committed = [c for c in nbformat.read(BOOK / CHAPTER, 4).cells if is_fact_cell(c)]
+    executed = [c for c in nbformat.read(alone / "executed.ipynb", 4).cells if is_fact_cell(c)]
+    assert committed and len(executed) == len(committed)
+    for before, after in zip(committed, executed):
+        text = lambda cell: [o.get("data", {}).get("text/plain") for o in cell.outputs]  # noqa: E731
+        assert text(after) == text(before), before.source[:80]
