@@ -431,11 +431,188 @@ def batch_norm_output_depends_on_batch(training: bool, seed: int = 0) -> bool:
     return not np.allclose(alone_ish, in_batch, atol=1e-5)
 
 
-def training_value_in_predict(seed: int = 0):
-    """The ``training`` value a Dropout layer's call receives when ``model.predict`` runs the model."""
+def training_value_received(how: str, seed: int = 0):
+    """The ``training`` value a Dropout layer's call receives when the model runs by ``how``: ``"predict"``,
+    ``"evaluate"``, or ``"call"`` (``model(x)`` with no ``training`` argument).
+
+    (Where Keras does not pass the argument, the layer's call gets its own default; Dropout's is ``False`` in Keras 3
+    and ``None`` in tf_keras.)"""
     keras = load_keras()
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dropout(0.5, name="dropout")(inputs))
-    report = probes.observe(model, lambda: model.predict(np.ones((2, 4), "float32"), verbose=0))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x = np.ones((2, 4), "float32")
+    actions = {"predict": lambda: model.predict(x, verbose=0), "evaluate": lambda: model.evaluate(x, x, verbose=0),
+               "call": lambda: model(x)}
+    report = probes.observe(model, actions[how])
     return report.modes["dropout"][0]
+
+
+def training_value_in_predict(seed: int = 0):
+    """The ``training`` value a Dropout layer's call receives when ``model.predict`` runs the model."""
+    return training_value_received("predict", seed)
+
+
+# --- Facts that separate the two flags --------------------------------------------------------------------------
+
+
+def fit_in_inference_mode(profile: Profile, seed: int = 0) -> probes.ProbeReport:
+    """``fit`` a model whose unfrozen base runs in inference mode: the base is called with ``training=False`` from
+    inside a custom layer's ``call``, where every Keras variant honours an explicit argument (unlike a fixed
+    ``training`` recorded in a functional model, which Keras 3 releases override: see ``nested_override``).
+
+    The report says which ``training`` value the base's BatchNormalization received and what ``fit`` changed, so a
+    claim about "layers in inference mode" is tested on layers that were in inference mode."""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+
+    class InferenceModeCall(keras.layers.Layer):
+        """Calls the layer it wraps with ``training=False``, whatever mode the model runs in."""
+
+        def __init__(self, inner, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = inner
+
+        def call(self, inputs):
+            return self.inner(inputs, training=False)
+
+    base = small_base()
+    inputs = keras.Input((8, 8, 3))
+    h = InferenceModeCall(base, name="inference_mode_call")(inputs)
+    h = keras.layers.Dropout(0.5, name="head_dropout")(h)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head_dense")(h), name="transfer")
+    _binary_compile(model)
+    x, y = _images(profile.probe_steps * profile.probe_batch_size, seed=seed)
+    return probes.observe(model, probes.fit(model, x, y, profile.probe_steps, profile.probe_batch_size))
+
+
+def base_updates(report: probes.ProbeReport) -> dict[str, bool]:
+    """What a probed ``fit`` changed outside the head: BN statistics, BN gamma/beta, kernels and biases."""
+    def changed(kind):
+        return any(not v.layer.startswith("head_") for v in report.changed(kind))
+
+    return {"statistics": changed(probes.BN_MOVING), "affine": changed(probes.BN_AFFINE),
+            "kernels": changed(probes.KERNELS)}
+
+
+def dense_ignores_training(seed: int = 0) -> bool:
+    """``Dense(...)(x, training=True)`` and ``(x, training=False)``: the same output? (A Dense layer has no training
+    mode; the blog's custom layer passes it ``training`` anyway.) Raises if Keras refuses the argument."""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    x = _rng(seed).normal(size=(4, 3)).astype("float32")
+    layer = keras.layers.Dense(2)
+    return bool(np.allclose(np.asarray(layer(x, training=True)), np.asarray(layer(x, training=False))))
+
+
+def batch_norm_moving_average(seed: int = 0) -> bool:
+    """One training-mode call of a BatchNormalization layer: is the new moving mean exactly the exponential average
+    ``momentum * old + (1 - momentum) * batch mean``?"""
+    keras = load_keras()
+    x, _ = _images(16, seed=seed)
+    layer = keras.layers.BatchNormalization()
+    layer.build(x.shape)
+    old = np.array(layer.moving_mean.numpy())
+    layer(x, training=True)
+    expected = layer.momentum * old + (1 - layer.momentum) * x.mean(axis=(0, 1, 2))
+    return bool(np.allclose(layer.moving_mean.numpy(), expected, atol=1e-6))
+
+
+# The layers :func:`trainable_changes_mode` tests, by name.
+MODE_LAYERS = ("Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "RandomFlip",
+               "RandomRotation", "LSTM(dropout=0.5)", "AutoScaleDropout")
+
+
+def _mode_layers(keras) -> dict:
+    """Every built-in Keras layer whose output depends on the ``training`` argument, other than BatchNormalization,
+    with an input it accepts; and the FAQ's AutoScaleDropout, which also has a trainable weight."""
+    from companion.layers import AutoScaleDropout
+
+    rng = _rng(1)
+    images = rng.uniform(0, 1, size=(8, 16, 16, 3)).astype("float32")
+    sequences = rng.normal(size=(8, 5, 3)).astype("float32")
+    return {
+        "Dropout": (lambda: keras.layers.Dropout(0.5, seed=1), images),
+        "SpatialDropout2D": (lambda: keras.layers.SpatialDropout2D(0.5, seed=1), images),
+        "GaussianDropout": (lambda: keras.layers.GaussianDropout(0.5, seed=1), images),
+        "GaussianNoise": (lambda: keras.layers.GaussianNoise(0.5, seed=1), images),
+        "AlphaDropout": (lambda: keras.layers.AlphaDropout(0.5, seed=1), images),
+        "RandomFlip": (lambda: keras.layers.RandomFlip("horizontal", seed=1), images),
+        "RandomRotation": (lambda: keras.layers.RandomRotation(0.2, seed=1), images),
+        "LSTM(dropout=0.5)": (lambda: keras.layers.LSTM(4, dropout=0.5), sequences),
+        "AutoScaleDropout": (lambda: AutoScaleDropout(0.5, seed=1), images),
+    }
+
+
+def runs_in_training_mode(make, data, trainable: bool) -> bool:
+    """A fresh layer from ``make()`` with ``trainable`` set, called with ``training=True``: does its output differ
+    from the same layer's output under ``training=False`` (i.e. did it run in training mode)?"""
+    layer = make()
+    layer.trainable = trainable
+    return not np.allclose(np.asarray(layer(data, training=True)), np.asarray(layer(data, training=False)))
+
+
+def trainable_changes_mode() -> dict[str, bool]:
+    """Layer name -> does ``trainable=False`` change whether the layer runs in training mode under
+    ``training=True``? (Keras' FAQ: only for BatchNormalization.)"""
+    keras = load_keras()
+    keras.utils.set_random_seed(0)
+    layers = _mode_layers(keras)
+    assert tuple(layers) == MODE_LAYERS
+    return {name: runs_in_training_mode(make, data, True) != runs_in_training_mode(make, data, False)
+            for name, (make, data) in layers.items()}
+
+
+def autoscale_forced_drops_in_predict(trainable: bool, seed: int = 0) -> bool:
+    """The FAQ's ``layer = AutoScaleDropout(0.5); y = layer(x, training=True)`` inside a functional model (the layer
+    frozen or not): does it drop during ``predict`` ("at training time *and* inference time")?"""
+    keras = load_keras()
+    from companion.layers import AutoScaleDropout
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((1000,))
+    layer = AutoScaleDropout(0.5, seed=seed, name="autoscale")
+    model = keras.Model(inputs, layer(inputs, training=True))
+    layer.trainable = trainable
+    return bool(np.any(np.asarray(model.predict(np.ones((4, 1000), "float32"), verbose=0)) == 0))
+
+
+def frozen_base_predict_mode(seed: int = 0):
+    """``base.trainable = False``, the model built as ``base(x)``, then ``predict``: the ``training`` value the base's
+    BatchNormalization received."""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    base = small_base()
+    model = transfer_model(base, None)
+    base.trainable = False
+    x, _ = _images(8, seed=seed)
+    return probes.observe(model, lambda: model.predict(x, verbose=0)).modes["base_bn"][0]
+
+
+def _training_kwarg(nodes):
+    """The ``training`` keyword recorded in a layer's inbound nodes (Keras 3 and tf_keras configs), else None."""
+    if isinstance(nodes, dict):
+        if "training" in nodes:
+            return nodes["training"]
+        return next((v for v in map(_training_kwarg, nodes.values()) if v is not None), None)
+    if isinstance(nodes, (list, tuple)):
+        return next((v for v in map(_training_kwarg, nodes) if v is not None), None)
+    return None
+
+
+def recipe_base_call(recipe) -> bool | None:
+    """The ``training`` argument the recipe's model, as :func:`companion.models.build_recipe_model` builds it, passes
+    to its base, read from the saved model config (``None``: not passed)."""
+    load_keras().utils.set_random_seed(0)
+    size = 32
+    keras = load_keras()
+    inputs = keras.Input((size, size, 3))
+    # A feature map, as a base without its top returns (the recipe's model pools it).
+    base = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 3)(inputs)),
+                       name="recipe_base")
+    model = models.build_recipe_model(recipe, base, size).model
+    layers = model.get_config()["layers"]
+    (entry,) = [layer for layer in layers if layer.get("config", {}).get("name") == base.name
+                or layer.get("name") == base.name]
+    return _training_kwarg(entry.get("inbound_nodes", []))

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from companion import cache, decisive, evidence, facts, probes, profiles, variants
+from companion import cache, decisive, evidence, facts, probes, profiles, recipes, variants
 from companion.tables import FactTable
 
 
@@ -92,6 +92,28 @@ def _frozen_weights(profile):
     return evidence.TrainableWeights(counts["base frozen: the base's own trainable weights"], counts["base frozen"])
 
 
+def _failed_on_error(measure: Callable[[profiles.Profile], Any]) -> Callable[[profiles.Profile], Any]:
+    """A row whose step may raise on some Keras (an argument refused, an API missing): its value is then
+    :class:`evidence.Failed` with the error's first line, and the other rows still run."""
+    def guarded(profile):
+        try:
+            return measure(profile)
+        except Exception as error:
+            return evidence.Failed(evidence.first_line(error))
+
+    return guarded
+
+
+@functools.lru_cache(maxsize=None)
+def _inference_mode_fit(profile):
+    return facts.fit_in_inference_mode(profile)
+
+
+def _mode_layers_changed(profile):
+    changed = facts.trainable_changes_mode()
+    return evidence.Count(sum(changed.values()), len(changed))
+
+
 def _statistics(trainable: bool, training: bool | None):
     return lambda p: evidence.Statistics(
         facts.observe_batch_norm(trainable=trainable, training=training).normalised_with)
@@ -121,8 +143,14 @@ ROWS = [
         _bn_variables),
     Row("bn_batch_dependence", "one image's BN output depends on its batch: training=True / training=False",
         lambda p: evidence.ByTraining(*(facts.batch_norm_output_depends_on_batch(t) for t in (True, False)))),
+    Row("bn_moving_average", "BN training-mode call: new moving mean = momentum x old + (1 - momentum) x batch mean",
+        lambda p: facts.batch_norm_moving_average()),
     Row("predict_mode", "training value a layer's call receives in predict",
-        lambda p: evidence.Training.of(facts.training_value_in_predict())),
+        lambda p: evidence.Training.of(facts.training_value_received("predict"))),
+    Row("evaluate_mode", "training value a layer's call receives in evaluate",
+        lambda p: evidence.Training.of(facts.training_value_received("evaluate"))),
+    Row("call_mode", "training value a layer's call receives in model(x), no training argument",
+        lambda p: evidence.Training.of(facts.training_value_received("call"))),
     Row("fit_passes_true", "base(x) with no training argument: training value its BN received in fit",
         lambda p: evidence.Training.of(_nested(p, base_training=None).modes["base_bn"][0])),
     Row("inference_updates_bn", "predict / evaluate: BN statistics updated",
@@ -130,6 +158,15 @@ ROWS = [
     Row("frozen_weights", "MobileNetV2 base frozen: trainable weights of the base / of the tutorial model",
         _frozen_weights),
     Row("frozen_base", "base.trainable=False, base(x), fit: base kernels / BN statistics updated", _frozen_base),
+    Row("frozen_predict_mode", "base.trainable=False, base(x), predict: training value the base's BN received",
+        lambda p: evidence.Training.of(facts.frozen_base_predict_mode())),
+    Row("inference_mode_received", "unfrozen base called with training=False inside a custom layer's call, fit: "
+        "training value the base's BN received", lambda p: evidence.Training.of(
+            _inference_mode_fit(p).modes["base_bn"][0])),
+    Row("inference_mode_updates", "same model: base BN statistics / gamma,beta / kernels updated",
+        lambda p: evidence.Updates(**facts.base_updates(_inference_mode_fit(p)))),
+    Row("dense_training_ignored", "Dense called with training=True and with training=False: same output",
+        _failed_on_error(lambda p: facts.dense_ignores_training())),
     _decisive("nested_override"),
     Row("nested_kernels", "same model: base kernels updated",
         lambda p: facts.base_kernels_changed(_nested(p))),
@@ -145,12 +182,26 @@ ROWS = [
     _decisive("remedy_alone"),
     _decisive("remedy_alone_dropout"),
     _decisive("recompile"),
+    _decisive("none_override"),
+    _decisive("none_dropout"),
     Row("head_dropout_plain", "base(x) with no training argument, fit: Dropout after the base ran in training mode",
         lambda p: bool(_nested(p, base_training=None).ran_in_training_mode("head_dropout"))),
     Row("autoscale_trainable", "AutoScaleDropout trainable=True: trainable weights / drops in training / fit moved its scale",
         _autoscale_row(True)),
     Row("autoscale_frozen", "AutoScaleDropout trainable=False: trainable weights / drops in training / fit moved its scale",
         _autoscale_row(False)),
+    Row("autoscale_forced_trainable", "AutoScaleDropout(0.5)(x, training=True) in a functional model: drops in predict",
+        lambda p: facts.autoscale_forced_drops_in_predict(True)),
+    Row("autoscale_forced_frozen", "same, the layer frozen (trainable=False): drops in predict",
+        lambda p: facts.autoscale_forced_drops_in_predict(False)),
+    Row("trainable_changes_mode", f"layers other than BN ({', '.join(facts.MODE_LAYERS)}), called with "
+        "training=True: trainable=False changed whether they ran in training mode", _mode_layers_changed),
+    Row("tutorial_2019_call", "the 2019 MobileNetV2 recipe's model: training argument it passes to the base",
+        lambda p: evidence.Training.of(facts.recipe_base_call(recipes.MOBILENET_V2_2019))),
+    Row("tutorial_2020_call", "the 2020 MobileNetV2 recipe's model: training argument it passes to the base",
+        lambda p: evidence.Training.of(facts.recipe_base_call(recipes.MOBILENET_V2_2020))),
+    Row("tutorial_xception_call", "the Xception 2020 recipe's model: training argument it passes to the base",
+        lambda p: evidence.Training.of(facts.recipe_base_call(recipes.XCEPTION_2020))),
     Row("mobilenet_2019", "MobileNetV2, fine_tune_at=100, base(x) (2019), fit",
         _architecture_row("MobileNetV2", remedy=False, base_training=None)),
     Row("mobilenet_as_written", "MobileNetV2, fine_tune_at=100, base(x, training=False), fit",
@@ -226,33 +277,6 @@ class Matrix:
             "recommended_fails": self.labels([n for n in self.columns if n not in self.where(
                 remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True)]),
         }
-
-    def verdict_sentences(self) -> dict[str, str]:
-        """Deprecated (the chapters' sentences belong in their Markdown, with :meth:`phrases` glued in); kept, with
-        the same text, until keras3_surprise and side_by_side stop calling it."""
-        names = list(self.columns)
-        overridden, protected = self.where(nested_override=True), self.where(nested_override=False)
-        leaking, remedy_works = self.where(dropout_leak_fit=False), self.where(remedy=REMEDY_WORKS)
-        override = (f"Under {self.labels(overridden)}, `base(x, training=False)` did not protect the base's "
-                    "BatchNormalization statistics: `fit` moved them" if overridden
-                    else "No variant moved the base's statistics")
-        override += f"; under {self.labels(protected)} it did protect them." if protected else "."
-        leak = (f"Under {self.labels(leaking)}, the Dropout layer *after* the base received `training=False` "
-                "during `fit` and dropped nothing: the fixed value reached layers outside the base." if leaking
-                else "On every variant the Dropout after the base ran in training mode during `fit`.")
-        failing = [n for n in names if n not in remedy_works]
-        remedy = ("Setting every BatchNormalization layer's `trainable=False` kept the statistics and `gamma`/`beta` "
-                  f"fixed while the kernels trained under {self.labels(remedy_works)}"
-                  + (f", but not under {self.labels(failing)}." if failing else "."))
-        alone = self.where(remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True)
-        rest = [n for n in names if n not in alone]
-        recommendation = (
-            "Setting every BatchNormalization layer's `trainable=False` and calling the base *without* "
-            "`training=False` kept the statistics and `gamma`/`beta` fixed, trained the kernels and left the head's "
-            f"Dropout in training mode under {self.labels(alone)}"
-            + (f", but not under {self.labels(rest)}." if rest else "."))
-        return {"verdict_override": override, "verdict_leak": leak, "verdict_remedy": remedy,
-                "verdict_recommendation": recommendation}
 
     def table(self, anchors: bool = False, only: tuple[str, ...] | None = None) -> FactTable:
         """One row per check (``only`` these row ids, if given), one column per variant; with ``anchors`` each row

@@ -1,0 +1,288 @@
+"""The decisive checks: on this Keras, does ``base(x, training=False)`` keep a base's BatchNormalization statistics
+fixed during fine-tuning, does the fixed value reach the layers after the base, and which remedy works?
+
+Each check is a short function of plain Keras code: it builds the 2020 tutorials' pattern around a tiny base
+(``Conv2D -> BatchNormalization -> GlobalAveragePooling2D``), trains it with ``fit`` for two steps and returns what
+changed as a typed value (:mod:`companion.evidence`). These are the only definitions: the release matrix runs them
+under every Keras 3 release (:mod:`companion.releases`), the three-variant matrix shows them among its rows
+(:mod:`companion.matrix`), and ``companion check`` runs them on the reader's own install (:mod:`companion.check`).
+
+The module imports only numpy, the standard library and (when a check runs) Keras, so it runs under any Keras and
+any backend. ``python -m companion.decisive`` prints one JSON line: every check's value under this process's Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib
+import json
+import operator
+import platform
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from companion import evidence
+from companion.variants import load_keras
+
+STEPS, BATCH_SIZE = 2, 4
+
+# --- The tutorials' pattern, on a tiny base -----------------------------------------------------------------------
+
+
+def tiny_base(keras):
+    """A stand-in for a pretrained base: ``Conv2D -> BatchNormalization -> GlobalAveragePooling2D``."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    outputs = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, outputs, name="base")
+
+
+def tutorial_model(keras, base, **call):
+    """The tutorials' model around ``base``: ``base(x, **call) -> Dropout(0.5) -> Dense(1)``.
+
+    ``call`` is how the base is called: ``training=False`` as the 2020 tutorials write it, nothing for ``base(x)``.
+    """
+    inputs = keras.Input((8, 8, 3))
+    x = base(inputs, **call)
+    x = keras.layers.Dropout(0.5, name="head_dropout")(x)
+    outputs = keras.layers.Dense(1, name="head")(x)
+    return keras.Model(inputs, outputs, name="tutorial")
+
+
+def freeze_batch_norm(keras, base):
+    """The remedy: ``trainable = False`` on every BatchNormalization layer of the base."""
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def images(n: int = STEPS * BATCH_SIZE, seed: int = 0):
+    """Images far from a fresh BatchNormalization layer's statistics (mean 0, variance 1), and 0/1 labels."""
+    rng = np.random.default_rng(seed)
+    x = (3.0 + 2.0 * rng.normal(size=(n, 8, 8, 3))).astype("float32")
+    y = rng.integers(0, 2, size=(n, 1)).astype("float32")
+    return x, y
+
+
+def compile_model(keras, model):
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+
+
+# --- Measuring ----------------------------------------------------------------------------------------------------
+
+
+def values(variables) -> list[np.ndarray]:
+    """A copy of each variable's value."""
+    return [np.array(variable.numpy(), copy=True) for variable in variables]
+
+
+def changed(before: list[np.ndarray], variables) -> bool:
+    """Did any of ``variables`` change since ``before``? (A NaN counts as a change.)"""
+    return any(not np.array_equal(old, new) for old, new in zip(before, values(variables)))
+
+
+def record_training(layer) -> list:
+    """From now on, note the ``training`` value each call of ``layer`` receives; the layer works as before."""
+    received, call = [], layer.call
+
+    def recording_call(*args, **kwargs):
+        received.append(kwargs.get("training", args[1] if len(args) > 1 else None))
+        return call(*args, **kwargs)
+
+    layer.call = recording_call
+    return received
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What two ``fit`` steps changed in the base, and whether the Dropout after the base ran in training mode."""
+
+    updates: evidence.Updates
+    dropout_after_base: bool
+
+
+def fine_tune(keras, model, base) -> FitResult:
+    """Compile ``model`` and ``fit`` it for two steps; report what changed in ``base`` and the head Dropout's mode."""
+    bn, conv = base.get_layer("bn"), base.get_layer("conv")
+    watched = {"statistics": [bn.moving_mean, bn.moving_variance], "affine": [bn.gamma, bn.beta],
+               "kernels": [conv.kernel, conv.bias]}
+    before = {kind: values(variables) for kind, variables in watched.items()}
+    received = record_training(model.get_layer("head_dropout"))
+    compile_model(keras, model)
+    x, y = images()
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0)
+    updates = evidence.Updates(**{kind: changed(before[kind], watched[kind]) for kind in watched})
+    return FitResult(updates, dropout_after_base=any(value is True for value in received))
+
+
+# --- The checks ---------------------------------------------------------------------------------------------------
+
+
+def as_written(keras) -> FitResult:
+    """The 2020 tutorials' fine-tuning: the base called as ``base(x, training=False)``, then unfrozen."""
+    base = tiny_base(keras)
+    model = tutorial_model(keras, base, training=False)
+    base.trainable = True
+    return fine_tune(keras, model, base)
+
+
+def remedy(keras, **call) -> FitResult:
+    """The remedy: unfreeze the base, then set ``trainable = False`` on every BatchNormalization layer in it."""
+    base = tiny_base(keras)
+    model = tutorial_model(keras, base, **call)
+    base.trainable = True
+    freeze_batch_norm(keras, base)
+    return fine_tune(keras, model, base)
+
+
+def remedy_as_written(keras) -> FitResult:
+    """The remedy, keeping the tutorials' ``base(x, training=False)``."""
+    return remedy(keras, training=False)
+
+
+def remedy_alone(keras) -> FitResult:
+    """The remedy with the base called as plain ``base(x)``."""
+    return remedy(keras)
+
+
+def training_none(keras) -> FitResult:
+    """An unfrozen base called as ``base(x, training=None)``, which should mean "whatever the model is doing"."""
+    base = tiny_base(keras)
+    model = tutorial_model(keras, base, training=None)
+    return fine_tune(keras, model, base)
+
+
+def recompile(keras) -> evidence.Recompile:
+    """Freeze a layer after ``compile``: does ``fit`` still update it? And when the model is compiled again?"""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4)).astype("float32"), rng.integers(0, 2, size=(8, 1)).astype("float32")
+
+    def fit_updates_frozen_layer(compile_again: bool) -> bool:
+        dense = keras.layers.Dense(1, name="dense")
+        model = keras.Sequential([keras.Input((4,)), dense])
+        compile_model(keras, model)
+        model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0)  # makes the train function: dense is trainable
+        dense.trainable = False
+        if compile_again:
+            compile_model(keras, model)
+        before = values(dense.weights)
+        model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0)
+        return changed(before, dense.weights)
+
+    try:
+        without_recompile = fit_updates_frozen_layer(compile_again=False)
+    except Exception as error:  # the JAX backend refuses to fit until the model is compiled again
+        without_recompile = evidence.Failed(evidence.first_line(error))
+    return evidence.Recompile(without_recompile, after_recompile=fit_updates_frozen_layer(compile_again=True))
+
+
+# Each scenario runs once per process; several checks read its result.
+SCENARIOS = {f.__name__: f for f in (as_written, remedy_as_written, remedy_alone, recompile, training_none)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    id: str
+    question: str
+    scenario: str  # a key of SCENARIOS
+    read: str  # the attribute of the scenario's result that answers the question ("" for the result itself)
+    short: str  # the question in a few words, for a figure's rows
+    kind: type = bool  # the type of its value (or evidence.Failed, when the scenario raised)
+
+    def value(self, result):
+        return operator.attrgetter(self.read)(result) if self.read else result
+
+
+CHECKS = (
+    Check("nested_override", "base(x, training=False), base unfrozen, fit: base BN statistics updated",
+          "as_written", "updates.statistics", "training=False: BN statistics moved"),
+    Check("dropout_leak_fit", "same model: Dropout after the base ran in training mode in fit",
+          "as_written", "dropout_after_base", "training=False: Dropout after the base dropped"),
+    Check("remedy", "remedy (every BN trainable=False), fit: BN statistics / gamma,beta / kernels updated",
+          "remedy_as_written", "updates", "remedy + training=False: updated", evidence.Updates),
+    Check("remedy_dropout", "same model with the remedy: Dropout after the base ran in training mode in fit",
+          "remedy_as_written", "dropout_after_base", "remedy + training=False: Dropout dropped"),
+    Check("remedy_alone", "remedy with base(x) (no training argument), fit: BN statistics / gamma,beta / kernels "
+          "updated", "remedy_alone", "updates", "remedy + base(x): updated", evidence.Updates),
+    Check("remedy_alone_dropout", "remedy with base(x): Dropout after the base ran in training mode in fit",
+          "remedy_alone", "dropout_after_base", "remedy + base(x): Dropout dropped"),
+    Check("recompile", "trainable=False set after compile, no recompile / after a recompile: fit updates the layer",
+          "recompile", "", "frozen after compile: fit updated it", evidence.Recompile),
+    Check("none_override", "base(x, training=None), base unfrozen, fit: base BN statistics updated",
+          "training_none", "updates.statistics", "training=None: BN statistics moved"),
+    Check("none_dropout", "same model: Dropout after the base ran in training mode in fit",
+          "training_none", "dropout_after_base", "training=None: Dropout after the base dropped"),
+)
+BY_ID = {check.id: check for check in CHECKS}
+# The remedy's outcome where it works: BN statistics and gamma/beta kept, kernels trained.
+REMEDY_WORKS = evidence.Updates(statistics=False, affine=False, kernels=True)
+
+
+def seed(keras, value: int = 0) -> None:
+    """Seed Keras' random generators. ``keras.utils.set_random_seed`` also seeds TensorFlow whenever it is installed,
+    importing it; under another backend, seed Python and numpy, from which Keras draws its own seeds."""
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(value)
+    else:
+        random.seed(value)
+        np.random.seed(value)
+
+
+@functools.lru_cache(maxsize=None)
+def run_scenario(name: str):
+    """One scenario's result under this process's Keras (seeded; computed once), or :class:`evidence.Failed`."""
+    keras = load_keras()
+    seed(keras)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. Keras 3 warns that trainable changed after compile: we know
+            return SCENARIOS[name](keras)
+    except Exception as error:  # a release that lacks an API the check uses: say so in its column
+        return evidence.Failed(evidence.first_line(error))
+
+
+def value(check_id: str):
+    """One check's typed value under this process's Keras."""
+    check = BY_ID[check_id]
+    result = run_scenario(check.scenario)
+    return result if isinstance(result, evidence.Failed) else check.value(result)
+
+
+def measure() -> dict:
+    """Every check under this process's Keras: check id -> typed value."""
+    return {check.id: value(check.id) for check in CHECKS}
+
+
+def versions() -> dict[str, str]:
+    """The Keras, backend and Python this process runs (the backend's version without importing another one)."""
+    keras = load_keras()
+    backend = keras.backend.backend()
+    return {"keras": keras.__version__, "backend": backend,
+            "backend_version": importlib.import_module(backend).__version__, "python": platform.python_version()}
+
+
+def fingerprint() -> str:
+    """A hash of the checks' code (this module and the typed values): a kept column is valid for this hash only."""
+    digest = hashlib.sha256()
+    for module in ("decisive.py", "evidence.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def main() -> None:
+    """Print one JSON line: this process's versions and every check's value, or the error that stopped them."""
+    try:
+        result = {"versions": versions(), "values": evidence.values_to_json(measure())}
+    except Exception as error:  # Keras does not import, or cannot run at all
+        result = {"error": evidence.first_line(error)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The version matrix: the same fact suite under each Keras variant, each in its own process.
+
+``python -m companion.matrix measure --profile smoke`` runs the suite under this process's Keras and prints
+JSON; :func:`compute` starts one such process per variant (:mod:`companion.variants` sets each one's
+environment) and collects the columns.
+
+Every row returns a typed value (:mod:`companion.evidence`): a bool, an int, an enum member or a small frozen
+dataclass. Text is made only where :meth:`Matrix.table` draws the table; the claims audit and the chapters read the
+values (:meth:`Matrix.value`, :meth:`Matrix.where`, :meth:`Matrix.phrases`). The rows that are decisive checks come
+from :mod:`companion.decisive`, which defines them once for this matrix, the release matrix
+(:mod:`companion.releases`) and ``companion check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+from companion import cache, decisive, evidence, facts, probes, profiles, variants
+from companion.tables import FactTable
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    id: str
+    question: str
+    measure: Callable[[profiles.Profile], Any]  # -> a typed value (companion.evidence): shown only in a table
+
+
+def _decisive(check_id: str) -> Row:
+    """A row that is one of the decisive checks (:mod:`companion.decisive`), defined there once."""
+    check = decisive.BY_ID[check_id]
+    return Row(check.id, check.question, lambda p: decisive.value(check_id))
+
+
+def _architecture_row(architecture: str, remedy: bool, base_training: bool | None = False):
+    def measure(profile):
+        obs = facts.fine_tune_architecture(architecture, profile, base_training=base_training, remedy=remedy)
+        return evidence.FineTuneCounts(evidence.Count(obs.bn_layers_moved, obs.bn_layers),
+                                       evidence.Count(obs.kernels_updated, obs.kernels_unfrozen))
+
+    return measure
+
+
+@functools.lru_cache(maxsize=None)
+def _nested(profile, remedy=False, base_training=False, base_trainable=True):
+    """One fit of the small transfer model; several rows read the same report."""
+    return facts.fine_tune_small(base_training, remedy, profile, base_trainable=base_trainable)
+
+
+def _frozen_base(profile):
+    report = _nested(profile, base_training=None, base_trainable=False)
+    return evidence.FrozenBase(kernels=facts.base_kernels_changed(report),
+                               statistics=bool(report.changed(probes.BN_MOVING)))
+
+
+def _yes(text: str) -> bool:
+    """A yes/no that :mod:`companion.facts` returns as text."""
+    return {"yes": True, "no": False}[text]
+
+
+@functools.lru_cache(maxsize=None)
+def _autoscale():
+    return facts.autoscale_dropout_facts()
+
+
+def _autoscale_row(trainable: bool):
+    def measure(profile):
+        found = {key.split(": ", 1)[1]: text for key, text in _autoscale().items()
+                 if key.startswith(f"trainable={trainable}:")}
+        return evidence.AutoScale(int(found["len(layer.trainable_weights)"]), _yes(found["drops under training=True"]),
+                                  _yes(found["fit changed the scale"]))
+
+    return measure
+
+
+def _bn_variables(profile):
+    found = facts.batch_norm_variables()
+    return evidence.BatchNormVariables(int(found["parameters per channel"]),
+                                       _yes(found["moving statistics non-trainable"]),
+                                       _yes(found["gamma/beta trainable"]))
+
+
+def _frozen_weights(profile):
+    counts = facts.trainable_variable_counts("MobileNetV2", profile)
+    return evidence.TrainableWeights(counts["base frozen: the base's own trainable weights"], counts["base frozen"])
+
+
+def _statistics(trainable: bool, training: bool | None):
+    return lambda p: evidence.Statistics(
+        facts.observe_batch_norm(trainable=trainable, training=training).normalised_with)
+
+
+ROWS = [
+    Row("dropout_inverted", "Dropout(0.5), training=True: about half zeroed, survivors x2",
+        lambda p: facts.dropout_is_inverted(facts.observe_dropout(0.5))),
+    Row("dropout_inference", "Dropout, training=False: output equals input",
+        lambda p: facts.observe_dropout(0.5, training=False).identity),
+    Row("dropout_frozen_drops", "Dropout with trainable=False still drops under training=True",
+        lambda p: facts.observe_dropout(0.5, trainable=False).fraction_zeroed > 0),
+    Row("forced_dropout_predict", "Dropout(0.5)(x, training=True) in a functional model: drops in predict",
+        lambda p: facts.forced_dropout_drops_in_predict()),
+    Row("bn_trainable_stats", "BN trainable=True, called with training=True, normalises with", _statistics(True, True)),
+    Row("bn_inference_stats", "BN trainable=True, called with training=False, normalises with",
+        _statistics(True, False)),
+    Row("bn_default_stats", "BN called without a training argument normalises with", _statistics(True, None)),
+    Row("bn_frozen_stats", "BN trainable=False, called with training=True, normalises with", _statistics(False, True)),
+    Row("bn_frozen_updates", "BN trainable=False, a training step: moving statistics updated",
+        lambda p: facts.observe_batch_norm(trainable=False, training=True).moving_statistics_updated),
+    Row("bn_trainable_updates", "BN trainable=True, a training step with training=True: moving statistics updated",
+        lambda p: facts.observe_batch_norm(trainable=True, training=True).moving_statistics_updated),
+    Row("bn_trainable_affine", "BN trainable=True, a training step with training=True: gamma/beta updated",
+        lambda p: facts.observe_batch_norm(trainable=True, training=True).gamma_beta_updated),
+    Row("bn_variables", "BN per channel: parameters / moving statistics non-trainable / gamma,beta trainable",
+        _bn_variables),
+    Row("bn_batch_dependence", "one image's BN output depends on its batch: training=True / training=False",
+        lambda p: evidence.ByTraining(*(facts.batch_norm_output_depends_on_batch(t) for t in (True, False)))),
+    Row("predict_mode", "training value a layer's call receives in predict",
+        lambda p: evidence.Training.of(facts.training_value_in_predict())),
+    Row("fit_passes_true", "base(x) with no training argument: training value its BN received in fit",
+        lambda p: evidence.Training.of(_nested(p, base_training=None).modes["base_bn"][0])),
+    Row("inference_updates_bn", "predict / evaluate: BN statistics updated",
+        lambda p: evidence.PredictEvaluate(**facts.inference_updates_batch_norm())),
+    Row("frozen_weights", "MobileNetV2 base frozen: trainable weights of the base / of the tutorial model",
+        _frozen_weights),
+    Row("frozen_base", "base.trainable=False, base(x), fit: base kernels / BN statistics updated", _frozen_base),
+    _decisive("nested_override"),
+    Row("nested_kernels", "same model: base kernels updated",
+        lambda p: facts.base_kernels_changed(_nested(p))),
+    Row("nested_bn_mode", "same model: training value the base's BN received in fit",
+        lambda p: evidence.Training.of(_nested(p).modes["base_bn"][0])),
+    Row("dropout_inside_base", "same model: Dropout inside the base ran in training mode in fit",
+        lambda p: bool(_nested(p).ran_in_training_mode("base_dropout"))),
+    _decisive("dropout_leak_fit"),
+    Row("dropout_leak_call", "same model called with training=True: Dropout after the base drops",
+        lambda p: facts.dropout_after_base_active(False)),
+    _decisive("remedy"),
+    _decisive("remedy_dropout"),
+    _decisive("remedy_alone"),
+    _decisive("remedy_alone_dropout"),
+    _decisive("recompile"),
+    Row("head_dropout_plain", "base(x) with no training argument, fit: Dropout after the base ran in training mode",
+        lambda p: bool(_nested(p, base_training=None).ran_in_training_mode("head_dropout"))),
+    Row("autoscale_trainable", "AutoScaleDropout trainable=True: trainable weights / drops in training / fit moved its scale",
+        _autoscale_row(True)),
+    Row("autoscale_frozen", "AutoScaleDropout trainable=False: trainable weights / drops in training / fit moved its scale",
+        _autoscale_row(False)),
+    Row("mobilenet_2019", "MobileNetV2, fine_tune_at=100, base(x) (2019), fit",
+        _architecture_row("MobileNetV2", remedy=False, base_training=None)),
+    Row("mobilenet_as_written", "MobileNetV2, fine_tune_at=100, base(x, training=False), fit",
+        _architecture_row("MobileNetV2", remedy=False)),
+    Row("mobilenet_remedy", "MobileNetV2, fine_tune_at=100, remedy, fit", _architecture_row("MobileNetV2", True)),
+    Row("xception_as_written", "Xception, fully unfrozen, base(x, training=False), fit",
+        _architecture_row("Xception", remedy=False)),
+    Row("xception_remedy", "Xception, fully unfrozen, remedy, fit", _architecture_row("Xception", True)),
+]
+
+
+def measure(profile: profiles.Profile, seed: int = 0) -> dict:
+    """Run every row under this process's Keras; returns the column (typed values) with the versions it ran on."""
+    keras = variants.load_keras()
+    values = {}
+    for row in ROWS:
+        keras.utils.set_random_seed(seed)
+        values[row.id] = row.measure(profile)
+    return {"versions": variants.versions(), "values": values}
+
+
+def _column_to_json(column: dict) -> dict:
+    return {"versions": column["versions"], "values": evidence.values_to_json(column["values"])}
+
+
+def _column_from_json(data: dict) -> dict:
+    return {"versions": data["versions"], "values": evidence.values_from_json(data["values"])}
+
+
+REMEDY_WORKS = decisive.REMEDY_WORKS
+
+
+@dataclasses.dataclass
+class Matrix:
+    columns: dict[str, dict]  # variant name -> measure()'s result: {"versions": ..., "values": row id -> typed value}
+    seconds: dict[str, float]
+
+    def value(self, variant: str, row_id: str):
+        """The typed value (:mod:`companion.evidence`) of one row under one variant."""
+        return self.columns[variant]["values"][row_id]
+
+    def text(self, variant: str, row_id: str) -> str:
+        """The value as the table shows it."""
+        return evidence.show(self.value(variant, row_id))
+
+    def label(self, variant: str) -> str:
+        return f"{variant} {self.columns[variant]['versions']['keras']}"
+
+    def where(self, **expected) -> list[str]:
+        """The variants under which every given row has the given value, e.g.
+        ``where(nested_override=True)`` or ``where(remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True)``."""
+        return [name for name in self.columns
+                if all(self.value(name, row) == value for row, value in expected.items())]
+
+    def labels(self, names: list[str]) -> str:
+        """The variants' labels in code font, as a Markdown list in words ("no variant" for none), for ``glue``."""
+        return evidence.listing([f"`{self.label(name)}`" for name in names]) or "no variant"
+
+    def phrase(self, **expected) -> str:
+        """:meth:`labels` of :meth:`where`: "`keras 3.15.1`", "`keras-nightly ...` and `tf-keras 2.21.0`"."""
+        return self.labels(self.where(**expected))
+
+    def phrases(self) -> dict[str, str]:
+        """The lists of variants the chapters' conclusions name, each a short Markdown phrase to ``glue``."""
+        return {
+            "overridden": self.phrase(nested_override=True),  # fit moved the statistics despite training=False
+            "protected": self.phrase(nested_override=False),
+            "leaking": self.phrase(dropout_leak_fit=False),  # the Dropout after the base ran in inference mode
+            "not_leaking": self.phrase(dropout_leak_fit=True),
+            "remedy_works": self.phrase(remedy=REMEDY_WORKS),
+            "remedy_fails": self.labels([n for n in self.columns if n not in self.where(remedy=REMEDY_WORKS)]),
+            "recommended_works": self.phrase(remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True),
+            "recommended_fails": self.labels([n for n in self.columns if n not in self.where(
+                remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True)]),
+        }
+
+    def verdict_sentences(self) -> dict[str, str]:
+        """Deprecated (the chapters' sentences belong in their Markdown, with :meth:`phrases` glued in); kept, with
+        the same text, until keras3_surprise and side_by_side stop calling it."""
+        names = list(self.columns)
+        overridden, protected = self.where(nested_override=True), self.where(nested_override=False)
+        leaking, remedy_works = self.where(dropout_leak_fit=False), self.where(remedy=REMEDY_WORKS)
+        override = (f"Under {self.labels(overridden)}, `base(x, training=False)` did not protect the base's "
+                    "BatchNormalization statistics: `fit` moved them" if overridden
+                    else "No variant moved the base's statistics")
+        override += f"; under {self.labels(protected)} it did protect them." if protected else "."
+        leak = (f"Under {self.labels(leaking)}, the Dropout layer *after* the base received `training=False` "
+                "during `fit` and dropped nothing: the fixed value reached layers outside the base." if leaking
+                else "On every variant the Dropout after the base ran in training mode during `fit`.")
+        failing = [n for n in names if n not in remedy_works]
+        remedy = ("Setting every BatchNormalization layer's `trainable=False` kept the statistics and `gamma`/`beta` "
+                  f"fixed while the kernels trained under {self.labels(remedy_works)}"
+                  + (f", but not under {self.labels(failing)}." if failing else "."))
+        alone = self.where(remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True)
+        rest = [n for n in names if n not in alone]
+        recommendation = (
+            "Setting every BatchNormalization layer's `trainable=False` and calling the base *without* "
+            "`training=False` kept the statistics and `gamma`/`beta` fixed, trained the kernels and left the head's "
+            f"Dropout in training mode under {self.labels(alone)}"
+            + (f", but not under {self.labels(rest)}." if rest else "."))
+        return {"verdict_override": override, "verdict_leak": leak, "verdict_remedy": remedy,
+                "verdict_recommendation": recommendation}
+
+    def table(self, anchors: bool = False, only: tuple[str, ...] | None = None) -> FactTable:
+        """One row per check (``only`` these row ids, if given), one column per variant; with ``anchors`` each row
+        can be linked to."""
+        names = list(self.columns)
+        header = ["check", *map(self.label, names)]
+        chosen = [row for row in ROWS if only is None or row.id in only]
+        rows = [[row.question, *(self.text(n, row.id) for n in names)] for row in chosen]
+        return FactTable(header, rows, row_ids=[f"evidence-{row.id}" for row in chosen] if anchors else None)
+
+
+def run_variant(name: str, profile: profiles.Profile) -> dict:
+    """Measure one variant in a child process with that variant's environment."""
+    variant = variants.get(name)
+    env = variants.environment(variant)
+    # The child must not inherit a profile override that differs from the one we pass explicitly.
+    env.pop(profiles.PROFILE_ENV, None)
+    command = [sys.executable, "-m", "companion.matrix", "measure", "--profile", profile.name]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the fact suite failed under {name}:\n{done.stderr[-4000:]}")
+    return _column_from_json(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def compute(profile: profiles.Profile, names: list[str] | None = None, progress: bool = True) -> Matrix:
+    """Every variant's column; a column computed before with the same settings, versions and code is reused
+    (:mod:`companion.cache`), so the chapters that show the matrix compute it once per build."""
+    from tqdm.auto import tqdm
+
+    names = names or list(variants.VARIANTS)
+    columns, seconds = {}, {}
+    for name in tqdm(names, desc="Keras variants", disable=not progress):
+        kept = cache.Folder(cache.cache_dir() / "matrix" / f"{profile.name}-{name}", {
+            "profile": repr(profile), "variant": repr(variants.get(name)), "this process": variants.versions()})
+        stored = kept.read_json("column.json")
+        if stored is not None:
+            columns[name], seconds[name] = _column_from_json(stored["column"]), stored["seconds"]
+            continue
+        start = time.perf_counter()
+        columns[name] = run_variant(name, profile)
+        seconds[name] = time.perf_counter() - start
+        kept.write_json("column.json", {"column": _column_to_json(columns[name]), "seconds": seconds[name]})
+    return Matrix(columns, seconds)
+
+
+if __name__ == "__main__":
+    # A child process started by run_variant(): measure this process's Keras and print one JSON line.
+    parser = argparse.ArgumentParser(prog="python -m companion.matrix")
+    parser.add_argument("command", choices=["measure"])
+    parser.add_argument("--profile", default="smoke")
+    print(json.dumps(_column_to_json(measure(profiles.get(parser.parse_args().profile)))))
