@@ -131,3 +131,23 @@ def test_no_table_is_wider_than_its_column(server, browser, page):
 
 def test_search_page_exists(built_book):
     assert (built_book / "search.html").is_file()
+
+
+def test_the_summary_page_shows_its_tables_and_launches_from_the_books_home(server, browser):
+    """The one-page summary: its fact tables and the remedy's code render, and the launch buttons open this very
+    notebook from the repository _config.yml names (Colab and Binder)."""
+    from selenium.webdriver.common.by import By
+
+    from companion import home
+
+    _open(server, browser, "book/summary")
+    tables = browser.find_elements(By.CSS_SELECTOR, "table.fact-table")
+    assert tables and "normalised with" in tables[0].text and "batch statistics" in tables[0].text
+    assert "def freeze_batch_norm" in browser.find_element(By.TAG_NAME, "body").text
+    owner, name = home.read().owner_and_name
+    branch = home.read().branch
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href]")]
+    colab = f"https://colab.research.google.com/github/{owner}/{name}/blob/{branch}/book/summary.ipynb"
+    assert colab in links, [link for link in links if "colab" in link]
+    binder = [link for link in links if link.startswith(f"https://mybinder.org/v2/gh/{owner}/{name}/{branch}")]
+    assert binder and "book/summary.ipynb" in binder[0], [link for link in links if "binder" in link]
