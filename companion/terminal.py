@@ -2,7 +2,8 @@
 
 TensorFlow's native code writes notices to the process's standard error before its logging is set up (oneDNN,
 CPU features, "All log messages before absl::InitializeLog()"), and Jupyter kernels warn that they run over
-loopback TCP. They are not errors and say nothing about the book. :func:`quiet_notices` filters them out of file
+loopback TCP; the checks, which build many small models on purpose, make TensorFlow warn about retracing. They are
+not errors and say nothing about the book. :func:`quiet_notices` filters them out of file
 descriptor 2 for the duration of a command, so they also disappear from the kernels and child processes it
 starts (which inherit that descriptor); every other line passes through unchanged, as it comes.
 """
@@ -26,6 +27,7 @@ NOTICES = re.compile(
     r"|Kernel is running over TCP without encryption"
     r"|Unable to register cu(DNN|FFT|BLAS) factory"
     r"|computation placer already registered"
+    r"|triggered tf\.function retracing"  # the checks build many small models on purpose
 )
 
 
