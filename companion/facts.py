@@ -71,7 +71,13 @@ def observe_dropout(rate=0.5, trainable: bool | None = None, training: bool | No
     if trainable is not None:
         layer.trainable = trainable
     x = np.ones((1, n), dtype="float32")
-    out = np.asarray(layer(x) if training is None else layer(x, training=training))
+    out = layer(x) if training is None else layer(x, training=training)
+    return dropout_observation(out, layer, training)
+
+
+def dropout_observation(output, layer, training: bool | None) -> DropoutObservation:
+    """What a Dropout-like ``layer`` made of inputs of ones: the fraction zeroed and the distinct surviving values."""
+    out = np.asarray(output)
     survivors = np.unique(np.round(out[out != 0], 5))
     return DropoutObservation(
         layer.rate, layer.trainable, training, float(np.mean(out == 0)), tuple(float(v) for v in survivors)
@@ -120,6 +126,24 @@ def _normalised_with(statistics: dict, epsilon: float, x, out) -> str:
     return "neither"
 
 
+BN_VALUES = ("moving_mean", "moving_variance", "gamma", "beta")
+
+
+def batch_norm_values(layer) -> dict[str, np.ndarray]:
+    """A copy of a BatchNormalization layer's statistics and gamma/beta, e.g. before a step (see
+    :func:`batch_norm_observation`)."""
+    return {name: np.array(getattr(layer, name).numpy()) for name in BN_VALUES}
+
+
+def batch_norm_observation(layer, before: dict, x, output, report: probes.ProbeReport, training: bool | None
+                           ) -> BatchNormObservation:
+    """What one step did to a BatchNormalization ``layer`` whose values were ``before``, given its ``output`` for
+    ``x`` and the probe's ``report``: which statistics normalised the batch, and what changed."""
+    out = np.asarray(output)
+    return BatchNormObservation(layer.trainable, training, _normalised_with(before, layer.epsilon, x, out), report,
+                                x, out)
+
+
 def observe_batch_norm(trainable: bool, training: bool | None, seed: int = 0) -> BatchNormObservation:
     """One gradient step through a single BatchNormalization layer called with ``training``.
 
@@ -145,12 +169,9 @@ def observe_batch_norm(trainable: bool, training: bool | None, seed: int = 0) ->
         for variable, gradient in zip(weights, tape.gradient(loss, weights)):
             variable.assign_sub(0.1 * gradient)
 
-    statistics_before = {
-        name: np.array(getattr(layer, name).numpy()) for name in ("moving_mean", "moving_variance", "gamma", "beta")
-    }
+    before = batch_norm_values(layer)
     report = probes.observe(probes.LayerList([layer]), gradient_step)
-    used = _normalised_with(statistics_before, layer.epsilon, x, outputs[0])
-    return BatchNormObservation(trainable, training, used, report, x, outputs[0])
+    return batch_norm_observation(layer, before, x, outputs[0], report, training)
 
 
 def batch_norm_table(seed: int = 0) -> list[BatchNormObservation]:
@@ -367,23 +388,31 @@ def autoscale_dropout_facts(seed: int = 0) -> dict[str, str]:
         layer = AutoScaleDropout(0.5, seed=seed)
         layer.build((None, 64))
         layer.trainable = trainable
-        tag = f"trainable={trainable}"
-        results[f"{tag}: len(layer.trainable_weights)"] = str(len(layer.trainable_weights))
-        dropping = observe_dropout(layer=layer, training=True)
-        results[f"{tag}: drops under training=True"] = yes_no(dropping.fraction_zeroed > 0)
-        results[f"{tag}: identity under training=False"] = yes_no(observe_dropout(layer=layer, training=False).identity)
+        ones = np.ones((1, 100_000), dtype="float32")
+        calls = {"training=True": layer(ones, training=True), "training=False": layer(ones, training=False)}
         model = keras.Sequential([keras.Input((64,)), layer, keras.layers.Dense(1, name="head_dense")])
         _binary_compile(model, learning_rate=0.1)
         x = _rng(seed).normal(size=(64, 64)).astype("float32")
         y = (x[:, :1] > 0).astype("float32")
         report = probes.observe(model, probes.fit(model, x, y, steps=4, batch_size=16))
-        results[f"{tag}: fit changed the scale"] = yes_no(
-            any(v.layer == layer.name and v.name == "scale" for v in report.changed())
-        )
-        results[f"{tag}: dropped in fit (received training=True)"] = yes_no(
-            bool(report.ran_in_training_mode(layer.name))
-        )
+        results.update(autoscale_dropout_rows(layer, calls, report))
     return results
+
+
+def autoscale_dropout_rows(layer, calls: dict, report: probes.ProbeReport) -> dict[str, str]:
+    """What an AutoScaleDropout ``layer`` did: its trainable weights, its outputs for inputs of ones under
+    ``calls["training=True"]`` and ``calls["training=False"]``, and what a probed ``fit`` (``report``) did to it."""
+    tag = f"trainable={layer.trainable}"
+    return {
+        f"{tag}: len(layer.trainable_weights)": str(len(layer.trainable_weights)),
+        f"{tag}: drops under training=True": yes_no(
+            dropout_observation(calls["training=True"], layer, True).fraction_zeroed > 0),
+        f"{tag}: identity under training=False": yes_no(
+            dropout_observation(calls["training=False"], layer, False).identity),
+        f"{tag}: fit changed the scale": yes_no(
+            any(v.layer == layer.name and v.name == "scale" for v in report.changed())),
+        f"{tag}: dropped in fit (received training=True)": yes_no(bool(report.ran_in_training_mode(layer.name))),
+    }
 
 
 def trainable_variable_counts(architecture: str, profile: Profile) -> dict[str, int]:

@@ -137,6 +137,8 @@ ROWS = [
         lambda p: facts.observe_batch_norm(trainable=False, training=True).moving_statistics_updated),
     Row("bn_trainable_updates", "BN trainable=True, a training step with training=True: moving statistics updated",
         lambda p: facts.observe_batch_norm(trainable=True, training=True).moving_statistics_updated),
+    Row("bn_inference_updates", "BN trainable=True, a training step with training=False: moving statistics updated",
+        lambda p: facts.observe_batch_norm(trainable=True, training=False).moving_statistics_updated),
     Row("bn_trainable_affine", "BN trainable=True, a training step with training=True: gamma/beta updated",
         lambda p: facts.observe_batch_norm(trainable=True, training=True).gamma_beta_updated),
     Row("bn_variables", "BN per channel: parameters / moving statistics non-trainable / gamma,beta trainable",
@@ -190,12 +192,14 @@ ROWS = [
         _autoscale_row(True)),
     Row("autoscale_frozen", "AutoScaleDropout trainable=False: trainable weights / drops in training / fit moved its scale",
         _autoscale_row(False)),
+    Row("autoscale_frozen_fit_training", "AutoScaleDropout trainable=False, fit: ran in training mode (received "
+        "training=True)", lambda p: _yes(_autoscale()["trainable=False: dropped in fit (received training=True)"])),
     Row("autoscale_forced_trainable", "AutoScaleDropout(0.5)(x, training=True) in a functional model: drops in predict",
         lambda p: facts.autoscale_forced_drops_in_predict(True)),
     Row("autoscale_forced_frozen", "same, the layer frozen (trainable=False): drops in predict",
         lambda p: facts.autoscale_forced_drops_in_predict(False)),
-    Row("trainable_changes_mode", f"layers other than BN ({', '.join(facts.MODE_LAYERS)}), called with "
-        "training=True: trainable=False changed whether they ran in training mode", _mode_layers_changed),
+    Row("trainable_changes_mode", f"layers other than BN whose output depends on training ({', '.join(facts.MODE_LAYERS)}"
+        "), called with training=True: trainable=False changed their mode", _mode_layers_changed),
     Row("tutorial_2019_call", "the 2019 MobileNetV2 recipe's model: training argument it passes to the base",
         lambda p: evidence.Training.of(facts.recipe_base_call(recipes.MOBILENET_V2_2019))),
     Row("tutorial_2020_call", "the 2020 MobileNetV2 recipe's model: training argument it passes to the base",

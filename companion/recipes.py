@@ -279,3 +279,95 @@ def get(name: str) -> Recipe:
         return {key.lower(): recipe for key, recipe in RECIPES.items()}[name.lower()]
     except KeyError:
         raise UnknownRecipeError(f"unknown recipe {name!r}; valid recipes: {', '.join(RECIPES)}") from None
+
+
+# --- The recipe as Keras code -------------------------------------------------------------------------------------
+
+_APPLICATIONS = {"MobileNetV2": "MobileNetV2", "Xception": "Xception"}
+
+
+def _optimizer_code(optimizer: Optimizer) -> str:
+    rate = "" if optimizer.learning_rate is None else f"learning_rate={optimizer.learning_rate!r}"
+    return f"keras.optimizers.{optimizer.name}({rate})"
+
+
+def _bug_note(recipe: Recipe, bug: KnownBug, fixed_value: str) -> str:
+    """A comment on a line the tutorial wrote with a known bug (only where the recipe runs as written)."""
+    if recipe.fixed or bug not in recipe.known_bugs:
+        return ""
+    return f"  # as written ({bug.id}); fixed: {fixed_value}"
+
+
+def keras_code(recipe: Recipe, weights: str | None = "imagenet", image_size: int | None = None,
+               epochs: tuple[int, int] | None = None) -> str:
+    """The tutorial's model and fine-tuning as Keras code, generated from ``recipe``: the base, the head, how the base
+    is called, both compiles and fits, and the unfreezing in between (with the remedy where the recipe has it).
+
+    The code uses ``import keras`` only; it expects ``train_dataset`` and ``validation_dataset`` (batches of images
+    and 0/1 labels, the pixels already scaled where the recipe scales them in the input pipeline) and leaves
+    ``base_model``, ``model`` and ``history`` defined. ``weights``, ``image_size`` and ``epochs`` (phase 1, phase 2)
+    default to the recipe's; the tests pass ``weights=None``, a small size and one epoch each. Lines where a recipe
+    run as written (:meth:`Recipe.as_written`) keeps a known bug say so in a comment.
+    """
+    size = recipe.image_size if image_size is None else image_size
+    phase1, phase2 = (recipe.phase1_epochs, recipe.phase2_epochs) if epochs is None else epochs
+    application = _APPLICATIONS[recipe.architecture]
+    loss = f"keras.losses.BinaryCrossentropy(from_logits={recipe.loss_from_logits})"
+    loss_note = _bug_note(recipe, LOSS_ON_LOGITS, "from_logits=True")
+    metric = f"keras.metrics.BinaryAccuracy(threshold={recipe.accuracy_threshold!r})"
+    metric_note = _bug_note(recipe, ACCURACY_ON_LOGITS, "threshold=0.0")
+    base_call = "base_model(x)" if recipe.base_training is None else f"base_model(x, training={recipe.base_training})"
+    lines = [
+        "import keras",
+        "",
+        f"IMG_SIZE = {size}",
+        f"base_model = keras.applications.{application}(input_shape=(IMG_SIZE, IMG_SIZE, 3), include_top=False,",
+        f"    weights={weights!r})",
+        "base_model.trainable = False",
+        "",
+    ]
+    if recipe.model_style == "Sequential":
+        if recipe.preprocessing == SCALE_IN_PIPELINE:
+            lines.append("# The input pipeline scales the pixels: image = image / 127.5 - 1")
+        head = ["    keras.layers.GlobalAveragePooling2D(),"]
+        head += [f"    keras.layers.Dropout({recipe.dropout!r}),"] if recipe.dropout else []
+        lines += ["model = keras.Sequential([", "    base_model,", *head, "    keras.layers.Dense(1),", "])"]
+    else:
+        lines.append("inputs = keras.Input(shape=(IMG_SIZE, IMG_SIZE, 3))")
+        previous = "inputs"
+        for layer in recipe.augmentation:
+            lines.append(f"x = keras.layers.{layer.name}({', '.join(map(repr, layer.args))})({previous})")
+            previous = "x"
+        if recipe.preprocessing == PREPROCESS_INPUT:
+            lines.append(f"x = keras.applications.mobilenet_v2.preprocess_input({previous})")
+        elif recipe.preprocessing == RESCALING:
+            lines.append(f"x = keras.layers.Rescaling(1 / 127.5, offset=-1)({previous})")
+        elif previous == "inputs":
+            lines.append("x = inputs")
+        lines += [f"x = {base_call}", "x = keras.layers.GlobalAveragePooling2D()(x)"]
+        lines += [f"x = keras.layers.Dropout({recipe.dropout!r})(x)"] if recipe.dropout else []
+        lines += ["outputs = keras.layers.Dense(1)(x)", "model = keras.Model(inputs, outputs)"]
+
+    def compile_lines(optimizer: Optimizer) -> list[str]:
+        return [f"model.compile(optimizer={_optimizer_code(optimizer)},",
+                f"              loss={loss},{loss_note}", f"              metrics=[{metric}]){metric_note}"]
+
+    lines += ["", *compile_lines(recipe.phase1_optimizer),
+              f"history = model.fit(train_dataset, epochs={phase1}, validation_data=validation_dataset)", "",
+              "# Fine-tuning", "base_model.trainable = True"]
+    if recipe.fine_tune_at:
+        lines += [f"fine_tune_at = {recipe.fine_tune_at}", "for layer in base_model.layers[:fine_tune_at]:",
+                  "    layer.trainable = False"]
+    if recipe.freeze_batch_norm:
+        lines += ["for layer in base_model.layers:  # the remedy",
+                  "    if isinstance(layer, keras.layers.BatchNormalization):",
+                  "        layer.trainable = False"]
+    lines += compile_lines(recipe.phase2_optimizer)
+    if recipe.phase2_overlaps_one_epoch:  # the tutorial counts fine-tuning epochs on from phase 1's
+        start = "history.epoch[-1]" if recipe.phase2_initial_epoch_overlaps else "history.epoch[-1] + 1"
+        lines += [f"history = model.fit(train_dataset, epochs={phase1 + phase2}, validation_data=validation_dataset,",
+                  f"                    initial_epoch={start})"
+                  + _bug_note(recipe, EPOCH_OVERLAP, "initial_epoch=history.epoch[-1] + 1")]
+    else:
+        lines.append(f"history = model.fit(train_dataset, epochs={phase2}, validation_data=validation_dataset)")
+    return "\n".join(lines) + "\n"

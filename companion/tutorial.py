@@ -87,27 +87,25 @@ class Page:
 
     def accuracy_table(self, result: RunResult) -> FactTable:
         """Validation accuracy before training, after phase 1 and after each way of fine-tuning; the profile's
-        targets and, in the full profile, the tutorial's published numbers beside them."""
-        rows = [["before training", f"{result.phase1.validation_accuracy_initial:.3f}", "", ""],
-                ["after phase 1", f"{result.phase1.validation_accuracy:.3f}", f"{result.phase1.test_accuracy:.3f}", ""]]
-        rows += [[f"fine-tuned: {way}", f"{tuned.validation_accuracy:.3f}", f"{tuned.test_accuracy:.3f}",
-                  ", ".join(f"{p.validation_accuracy:.3f}" for p in tuned.early)]
-                 for way, tuned in result.fine_tuning.items()]
+        targets and, where the run used the tutorial's own data, its published numbers beside them."""
+        targets = {stage: required for stage, _, required in self.targets(result)}
+        published = self.recipe.published_validation_accuracy if self.run.profile.recipe_data else None
+        number = lambda value: "" if value is None else f"{value:.3f}"  # noqa: E731
+        # stage, validation, test, validation after the early batches, target, published
+        stages = [("before training", result.phase1.validation_accuracy_initial, None, [], None, None),
+                  ("after phase 1", result.phase1.validation_accuracy, result.phase1.test_accuracy, [],
+                   targets.get("phase 1"), published and published[0])]
+        stages += [(f"fine-tuned: {way}", tuned.validation_accuracy, tuned.test_accuracy,
+                    [p.validation_accuracy for p in tuned.early],
+                    targets.get("fine-tuned with the remedy") if way == recipes.BN_FROZEN else None,
+                    published and published[1])
+                   for way, tuned in result.fine_tuning.items()]
         early = ", ".join(str(b) for b in self.run.profile.early_batches)
         header = ["stage", "validation", "test", f"validation after {early} batches"]
-        targets = {stage: required for stage, _, required in self.targets(result)}
-        if targets:
-            header.append("target (validation)")
-            rows[1].append(f"{targets['phase 1']:.2f}" if "phase 1" in targets else "")
-            for row in rows[2:]:
-                row.append(f"{targets['fine-tuned with the remedy']:.2f}"
-                           if row[0] == f"fine-tuned: {recipes.BN_FROZEN}" and len(targets) > 1 else "")
-            rows[0].append("")
-        if self.run.profile.recipe_data:
-            published = self.recipe.published_validation_accuracy
-            header.append("published (validation)")
-            for row, value in zip(rows, ["", f"{published[0]:.3f}", *[f"{published[1]:.3f}"] * (len(rows) - 2)]):
-                row.append(value)
+        header += ["target (validation)"] * bool(targets) + ["published (validation)"] * bool(published)
+        rows = [[stage, number(validation), number(test), ", ".join(map(number, early_values)),
+                 *([number(target)] if targets else []), *([number(value)] if published else [])]
+                for stage, validation, test, early_values, target, value in stages]
         return FactTable(header, rows)
 
     def batch_norm_table(self, result: RunResult) -> FactTable:
