@@ -478,11 +478,6 @@ def training_value_received(how: str, seed: int = 0):
     return report.modes["dropout"][0]
 
 
-def training_value_in_predict(seed: int = 0):
-    """The ``training`` value a Dropout layer's call receives when ``model.predict`` runs the model."""
-    return training_value_received("predict", seed)
-
-
 # --- Facts that separate the two flags --------------------------------------------------------------------------
 
 

@@ -65,7 +65,8 @@ def test_the_matrix_rows_that_are_decisive_checks_come_from_their_one_definition
     rows = {row.id: row for row in matrix.ROWS}
     shared = [check for check in decisive.CHECKS if check.id in rows]
     assert [c.id for c in shared] == ["nested_override", "dropout_leak_fit", "remedy", "remedy_dropout",
-                                      "remedy_alone", "remedy_alone_dropout", "recompile"]
+                                      "remedy_alone", "remedy_alone_dropout", "recompile", "none_override",
+                                      "none_dropout"]
     assert all(rows[c.id].question == c.question for c in shared)
 
 
@@ -83,11 +84,14 @@ def test_where_and_phrases_list_the_variants_by_value():
                                             "`tf-keras 2.21.0`")
 
 
-def test_the_old_verdict_sentences_still_follow_the_measurements():
-    sentences = _matrix({**COLUMNS, "tf-keras": {**COLUMNS["tf-keras"], "remedy": Updates(True, False, True)}}
-                        ).verdict_sentences()
-    assert sentences["verdict_override"].startswith("Under `keras 3.15.1`, `base(x, training=False)` did not protect")
-    assert "under `keras-nightly 3.16.0.dev2026102704` and `tf-keras 2.21.0` it did protect them" in \
-        sentences["verdict_override"]
-    assert sentences["verdict_leak"].startswith("Under `keras-nightly 3.16.0.dev2026102704`, the Dropout layer")
-    assert sentences["verdict_remedy"].endswith("but not under `tf-keras 2.21.0`.")
+def test_training_none_is_a_row_per_variant():
+    """On keras-nightly a nested base(x, training=None) passes None down: its BN statistics stay put and the Dropout
+    after it does not drop; the other variants follow fit."""
+    m = _matrix()
+    assert m.where(none_override=False, none_dropout=False) == ["keras-nightly"]
+    assert m.where(none_override=True, none_dropout=True) == ["keras", "tf-keras"]
+
+
+def test_the_matrix_makes_no_sentences():
+    """The chapters' sentences are Markdown around glued phrases (verdict_sentences is gone)."""
+    assert not hasattr(matrix.Matrix, "verdict_sentences")

@@ -31,9 +31,12 @@ socket.getaddrinfo = _loopback_only
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
+    """The wheel and sdist, built from a copy of the sources (setuptools writes build/ next to them)."""
+    source, out = tmp_path_factory.mktemp("source") / "book", tmp_path_factory.mktemp("dist")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".variants", "_build", "build", "executed", "runs", "*.egg-info", "__pycache__"))
     done = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--sdist", "--outdir", str(out),
-                           str(ROOT)], capture_output=True, text=True)
+                           str(source)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 

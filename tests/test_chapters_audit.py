@@ -1,0 +1,182 @@
+"""The book audits itself, and its concept chapters show their Keras.
+
+- Every sentence of a chapter's Markdown that states what ``training``, ``trainable``, BatchNormalization or Dropout
+  do carries a glued value or a marker ``{doc}`C12 <claims_audit>``` whose claim exists (and, for a claim of the
+  book, is a claim of that chapter); every claim of a chapter is cited there.
+- The concept chapters run the flags themselves in executed code (parsed with ``ast``), and the version matrix page
+  shows the decisive checks' code from their one definition.
+- The tutorial chapters show the code generated from their recipe.
+"""
+
+import ast
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from companion import audit, decisive
+from conftest import BOOK, ROOT
+
+
+def _chapters():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [ROOT / f"{name}.ipynb" for name in [toc["root"], *(chapter["file"] for chapter in toc["chapters"])]]
+
+
+CHAPTERS = _chapters()
+CONCEPT_CHAPTERS = ("trainable_versus_training", "keras3_surprise")
+TUTORIAL_CHAPTERS = ("mobilenet_v2_2019", "mobilenet_v2_2020", "xception_2020")
+
+
+def _cells(name_or_path, kind):
+    path = name_or_path if not isinstance(name_or_path, str) else BOOK / f"{name_or_path}.ipynb"
+    return [c for c in nbformat.read(path, 4).cells if c.cell_type == kind]
+
+
+def _markdown(path) -> str:
+    return "\n\n".join(c.source for c in _cells(path, "markdown"))
+
+
+# --- The detector, on sentences whose answer is known -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sentence", [
+    "`fit` passes `training=True` to every layer.",
+    "A frozen BatchNormalization layer runs in inference mode whatever `training` it receives.",
+    "With `trainable=False` the Dropout layer still drops.",
+    "On Keras 3 `base(x, training=False)` no longer protects BatchNormalization.",
+    "The moving statistics are updated by an exponential average.",
+    "# The Keras 3 surprise: `training=False` no longer protects BatchNormalization",
+])
+def test_statements_of_behaviour_are_found(sentence):
+    assert audit.unsupported_statements(sentence) == [sentence]
+
+
+@pytest.mark.parametrize("markdown", [
+    "`fit` passes `training=True` to every layer ({doc}`C55 <claims_audit>`).",
+    "The statistics moved in {glue:text}`moved_written` layers under `training=False`.",
+    "Under {glue:md}`k3_overridden`, `training=False` did not protect BatchNormalization.",
+    "Does `training=False` still protect BatchNormalization?",
+    "This chapter measures whether `training=False` protects BatchNormalization.",
+    'The blog says "Setting training=False disables this dropout".',
+    "How many BatchNormalization layers moved their statistics:",
+    "```python\nx = base_model(inputs, training=False)  # keeps BatchNormalization in inference mode\n```",
+    "The cell builds the model with `training=False` and a `Dropout(0.2)` head.",
+])
+def test_values_markers_questions_quotes_and_setups_are_not_flagged(markdown):
+    assert audit.unsupported_statements(markdown) == []
+
+
+def test_a_marker_shown_as_code_is_not_a_citation():
+    assert audit.markers("Write ``{doc}`C54 <claims_audit>` `` next to it; see {doc}`C12 <claims_audit>`.") == ["C12"]
+
+
+# --- Every chapter -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_statement_of_behaviour_has_a_value_or_a_claim(path):
+    assert audit.unsupported_statements(_markdown(path)) == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_markers_cite_existing_claims_of_their_chapter_or_of_a_source(path):
+    for claim_id in audit.markers(_markdown(path)):
+        assert claim_id in audit.BY_ID, f"{path.stem} cites {claim_id}, which is not a claim"
+        claim = audit.BY_ID[claim_id]
+        assert not claim.by_the_book or claim.source == path.stem, \
+            f"{path.stem} cites {claim_id}, a claim of {claim.source}"
+
+
+def test_every_claim_of_a_chapter_is_cited_by_that_chapter():
+    cited = {path.stem: set(audit.markers(_markdown(path))) for path in CHAPTERS}
+    for claim in audit.CLAIMS:
+        if claim.by_the_book:
+            assert claim.id in cited.get(claim.source, set()), f"{claim.id} is not cited in {claim.source}"
+
+
+def test_the_audit_knows_every_chapter():
+    assert {path.stem for path in CHAPTERS} <= set(audit.CHAPTERS)
+
+
+def test_no_chapter_types_a_count_of_rows():
+    """"the last four rows" were five: such counts are glued."""
+    for path in CHAPTERS:
+        assert not re.search(r"\b(?:last|first) (?:two|three|four|five|six|seven) rows\b", _markdown(path)), path.stem
+
+
+# --- The concept chapters show their Keras ---------------------------------------------------------------------------
+
+
+def _code(name) -> ast.Module:
+    """The chapter's code cells as one module (IPython magics and shell lines left out)."""
+    lines = [line for cell in _cells(name, "code") for line in cell.source.splitlines()
+             if not line.lstrip().startswith(("%", "!"))]
+    return ast.parse("\n".join(lines))
+
+
+def _calls(tree, attribute=None):
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and (attribute is None or isinstance(node.func, ast.Attribute) and node.func.attr == attribute)]
+
+
+@pytest.mark.parametrize("name", CONCEPT_CHAPTERS)
+def test_concept_chapters_set_the_flags_in_executed_code(name):
+    tree = _code(name)
+    assert any(keyword.arg == "training" for call in _calls(tree) for keyword in call.keywords), \
+        f"{name}: no call passes training= in a code cell"
+    assert any(isinstance(target, ast.Attribute) and target.attr == "trainable"
+               for node in ast.walk(tree) if isinstance(node, ast.Assign) for target in node.targets), \
+        f"{name}: no code cell assigns .trainable ="
+    assert _calls(tree, "compile") and _calls(tree, "fit"), f"{name}: no compile and fit in a code cell"
+    assert any(isinstance(node, ast.Import) and any(alias.name == "keras" for alias in node.names)
+               for node in ast.walk(tree)), f"{name}: the Keras code does not `import keras`"
+
+
+@pytest.mark.parametrize("name", CONCEPT_CHAPTERS)
+def test_concept_chapters_measure_around_the_fit(name):
+    """Each ``fit`` of a concept chapter runs inside ``with probes.watching(...)``."""
+    tree = _code(name)
+    watched = {id(call) for node in ast.walk(tree) if isinstance(node, ast.With)
+               and any(isinstance(item.context_expr, ast.Call) and isinstance(item.context_expr.func, ast.Attribute)
+                       and item.context_expr.func.attr == "watching" for item in node.items)
+               for call in _calls(node, "fit")}
+    assert watched, f"{name}: no fit runs inside probes.watching"
+
+
+def test_the_version_matrix_page_shows_the_decisive_code_from_its_one_definition():
+    tree = _code("keras3_surprise")
+    shown = {node.args[0].attr for node in _calls(tree, "getsource")
+             if node.args and isinstance(node.args[0], ast.Attribute)}
+    shown |= {elt.attr for node in ast.walk(tree) if isinstance(node, ast.Tuple) for elt in node.elts
+              if isinstance(elt, ast.Attribute) and isinstance(elt.value, ast.Name) and elt.value.id == "decisive"}
+    assert {"as_written", "remedy", "training_none", "tiny_base", "tutorial_model", "fine_tune"} <= shown
+    assert all(hasattr(decisive, name) for name in shown)
+    defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert not defined & {check.scenario for check in decisive.CHECKS} | defined & {"tiny_base", "tutorial_model"}
+
+
+@pytest.mark.parametrize("name", TUTORIAL_CHAPTERS)
+def test_tutorial_chapters_show_the_code_generated_from_their_recipe(name):
+    cells = nbformat.read(BOOK / f"{name}.ipynb", 4).cells
+    generated = [i for i, c in enumerate(cells) if c.cell_type == "code" and "recipes.keras_code(" in c.source]
+    table = [i for i, c in enumerate(cells) if c.cell_type == "code" and "recipes.table(page.recipe)" in c.source]
+    assert len(generated) == 1 and table and generated[0] > table[0]
+
+
+def test_the_recommended_remedy_always_drops_training_false():
+    """On keras-nightly, keeping `training=False` with the remedy turns the head's Dropout off: every chapter that
+    recommends the remedy also says to call the base without it."""
+    for path in CHAPTERS:
+        text = re.sub(r"\s+", " ", _markdown(path))
+        for sentence in re.findall(r"[^.]*trainable = False` on every BatchNormalization layer[^.]*then compile", text):
+            assert re.search(r"without (?:`training=False`|a `training` argument)|as `base\(x\)`", sentence), \
+                f"{path.stem}: {sentence}"
+
+
+def test_no_chapter_types_which_keras_is_affected():
+    """"on Keras 3 releases" was typed by hand: the releases where the override happens are glued from
+    companion.releases."""
+    for path in CHAPTERS:
+        assert not re.search(r"\bon Keras 3(?: releases)?\b(?! port)", _markdown(path)), path.stem
