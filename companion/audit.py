@@ -24,8 +24,8 @@ import dataclasses
 import re
 from typing import Callable
 
-from companion.evidence import (AutoScale, BatchNormVariables, ByTraining, Count, FrozenBase, PredictEvaluate,
-                                Recompile, Statistics, Training, TrainableWeights, Updates)
+from companion.evidence import (AutoScale, ByTraining, FrozenBase, PredictEvaluate, Recompile, Statistics, Training,
+                                TrainableWeights, Updates)
 from companion.matrix import REMEDY_WORKS, Matrix
 from companion.tables import FactTable
 
@@ -36,8 +36,9 @@ SOURCES = {
     "Keras FAQ": "Keras FAQ, 'training' argument in call() versus the 'trainable' attribute",
     "MobileNetV2 2020": "TensorFlow tutorial 'Transfer learning and fine-tuning', tensorflow/docs adae1941 (2020)",
     "Xception 2020": "Keras guide 'Transfer learning & fine-tuning', keras-io guides/transfer_learning.py (2020)",
-    "Keras 3 guide": "Keras guide 'Transfer learning & fine-tuning' as revised after keras-team/keras PR #20298 (2024), "
-                     "quoted as the project's claims-audit issue quotes it: its text is not among the shared sources",
+    "Keras 3 guide": "Keras guide 'Transfer learning & fine-tuning' as revised after keras-team/keras PR #20298 "
+                     "(2024), quoted as the project's claims-audit issue quotes it: its text is not among the shared "
+                     "sources",
 }
 # Authors a source quotes: their words are claims of theirs, read in the source that quotes them.
 QUOTED = {

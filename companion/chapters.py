@@ -112,10 +112,24 @@ def _failed_cell(executed: Path) -> str:
     return "a cell that left no error output"
 
 
-def run(name: str, profile: str, parameters: dict, output: Path, progress: bool = True) -> Summary:
-    """Execute one chapter with papermill under ``profile``; write the executed notebook and its summary.
+def _kernel_manager(log: Path):
+    """A kernel manager whose kernel writes its process's standard error (TensorFlow's native notices, the kernel's
+    own complaints when a run is interrupted) to ``log`` instead of the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
 
-    Raises :class:`ChapterError` (after writing both) if a cell fails or the run is interrupted."""
+    class LoggingKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "ab") as file:  # the kernel process keeps its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": file})
+
+    return LoggingKernelManager
+
+
+def run(name: str, profile: str, parameters: dict, output: Path, progress: bool = True) -> Summary:
+    """Execute one chapter with papermill under ``profile``; write the executed notebook, its summary, and the
+    kernel's own standard error (``NAME.kernel.log``).
+
+    Raises :class:`ChapterError` (after writing them) if a cell fails or the run is interrupted."""
     import papermill
 
     source = find(name)
@@ -126,7 +140,8 @@ def run(name: str, profile: str, parameters: dict, output: Path, progress: bool 
     started = time.perf_counter()
     try:
         papermill.execute_notebook(str(source), str(executed), parameters={"profile": profile, **parameters},
-                                   cwd=str(source.parent), progress_bar=progress, kernel_name="python3")
+                                   cwd=str(source.parent), progress_bar=progress, kernel_name="python3",
+                                   kernel_manager_class=_kernel_manager(output / f"{source.stem}.kernel.log"))
     except papermill.PapermillExecutionError:
         where = _failed_cell(executed)
         _summary(source.stem, profile, parameters, started, executed, where).write(output)

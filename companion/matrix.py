@@ -198,8 +198,9 @@ ROWS = [
         lambda p: facts.autoscale_forced_drops_in_predict(True)),
     Row("autoscale_forced_frozen", "same, the layer frozen (trainable=False): drops in predict",
         lambda p: facts.autoscale_forced_drops_in_predict(False)),
-    Row("trainable_changes_mode", f"layers other than BN whose output depends on training ({', '.join(facts.MODE_LAYERS)}"
-        "), called with training=True: trainable=False changed their mode", _mode_layers_changed),
+    Row("trainable_changes_mode", "layers other than BN whose output depends on training "
+        f"({', '.join(facts.MODE_LAYERS)}), called with training=True: trainable=False changed their mode",
+        _mode_layers_changed),
     Row("tutorial_2019_call", "the 2019 MobileNetV2 recipe's model: training argument it passes to the base",
         lambda p: evidence.Training.of(facts.recipe_base_call(recipes.MOBILENET_V2_2019))),
     Row("tutorial_2020_call", "the 2020 MobileNetV2 recipe's model: training argument it passes to the base",

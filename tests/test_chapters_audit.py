@@ -180,3 +180,12 @@ def test_no_chapter_types_which_keras_is_affected():
     companion.releases."""
     for path in CHAPTERS:
         assert not re.search(r"\bon Keras 3(?: releases)?\b(?! port)", _markdown(path)), path.stem
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("`", "")).strip().lower()
+
+
+@pytest.mark.parametrize("claim", [c for c in audit.CLAIMS if c.by_the_book], ids=lambda c: c.id)
+def test_every_claim_of_the_book_quotes_its_chapter(claim):
+    assert _plain(claim.quote) in _plain(_markdown(BOOK / f"{claim.source}.ipynb"))

@@ -153,3 +153,24 @@ def test_make_resolves_a_relative_data_folder_where_it_was_called(tmp_path):
                                      capture_output=True, text=True)
     assert from_environment.stdout.strip() == f"DATA={ROOT.parent / 'shared' / 'data'}"
     assert on_command_line.stdout.strip() == f"DATA={ROOT / 'data' / 'x'}"
+
+
+def test_ctrl_c_during_a_run_is_one_line_and_leaves_a_summary(tmp_path):
+    """Ctrl-C while a chapter executes: no traceback (papermill's or the kernel channels'), the part that ran is kept
+    and the summary says the run was interrupted."""
+    import signal
+    import time
+
+    child = subprocess.Popen([sys.executable, "-m", "companion.cli", "run", "trainable_versus_training", "--output",
+                              str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "trainable_versus_training.ipynb").is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(5)  # the kernel is executing cells by now
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 2, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert "companion: error: trainable_versus_training interrupted; the part that ran is in" in err
+    summary = json.loads((tmp_path / "trainable_versus_training.summary.json").read_text())
+    assert not summary["completed"] and summary["stopped_at"] == "interrupted"
