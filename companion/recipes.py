@@ -166,6 +166,9 @@ EPOCH_OVERLAP = KnownBug(
 ACCURACY_ON_LOGITS = KnownBug(
     "accuracy-threshold", "accuracy thresholded at 0.5 although the model outputs logits",
     "fixed by tensorflow/docs 51a06aaf (2023) with BinaryAccuracy(threshold=0)")
+GUIDE_ACCURACY_ON_LOGITS = KnownBug(
+    "accuracy-threshold", "BinaryAccuracy() keeps its default threshold of 0.5 although the model outputs logits",
+    "keras-io guides/transfer_learning.py (2020): metrics=[keras.metrics.BinaryAccuracy()] on Dense(1) logits")
 DOUBLE_SIGMOID = KnownBug(
     "double-sigmoid", "the Keras 3 port's Dense(1, activation='sigmoid') output was passed through a sigmoid again",
     "tensorflow/docs b6476849 (2024) introduced it, tensorflow/docs#2314 removed it")
@@ -241,6 +244,8 @@ XCEPTION_2020 = Recipe(
     phase2_epochs=10,
     published_accuracy="0.9716 then 0.9789 validation (Rescaling version); 0.9712 then 0.9845 (Normalization version)",
     published_validation_accuracy=(0.9716, 0.9789),
+    accuracy_threshold_as_written=0.5,
+    known_bugs=(GUIDE_ACCURACY_ON_LOGITS,),
 )
 
 RECIPES = {r.name: r for r in (MOBILENET_V2_2019, MOBILENET_V2_2020, XCEPTION_2020)}
@@ -293,7 +298,7 @@ def _optimizer_code(optimizer: Optimizer) -> str:
 
 def _bug_note(recipe: Recipe, bug: KnownBug, fixed_value: str) -> str:
     """A comment on a line the tutorial wrote with a known bug (only where the recipe runs as written)."""
-    if recipe.fixed or bug not in recipe.known_bugs:
+    if recipe.fixed or bug.id not in {known.id for known in recipe.known_bugs}:
         return ""
     return f"  # as written ({bug.id}); fixed: {fixed_value}"
 

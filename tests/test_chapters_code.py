@@ -80,6 +80,8 @@ def test_known_bugs_are_marked_where_the_recipe_runs_as_written():
     assert "from_logits=False),  # as written (loss-on-logits)" in written
     assert "initial_epoch=history.epoch[-1])  # as written (epoch-overlap)" in written
     assert "as written" not in fixed and "from_logits=True" in fixed and "initial_epoch=history.epoch[-1] + 1" in fixed
+    guide = recipes.keras_code(recipes.XCEPTION_2020.as_written())
+    assert "keras.metrics.BinaryAccuracy(threshold=0.5)])  # as written (accuracy-threshold)" in guide
 
 
 def test_the_remedy_appears_in_the_code_of_a_recipe_that_has_it():

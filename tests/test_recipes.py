@@ -15,7 +15,9 @@ def test_fixed_by_default_and_as_written_on_request():
     written = fixed.as_written()
     assert fixed.loss_from_logits and fixed.accuracy_threshold == 0 and not fixed.phase2_initial_epoch_overlaps
     assert not written.loss_from_logits and written.accuracy_threshold == 0.5 and written.phase2_initial_epoch_overlaps
-    assert recipes.XCEPTION_2020.as_written().loss_from_logits  # the guide had no such bug
+    guide = recipes.XCEPTION_2020.as_written()
+    assert guide.loss_from_logits  # the guide had no loss bug...
+    assert guide.accuracy_threshold == 0.5 and recipes.XCEPTION_2020.accuracy_threshold == 0  # ...but a metric one
 
 
 def test_where_training_false_goes():
