@@ -51,6 +51,23 @@ def find(name: str) -> Path:
     return by_name[name.lower()]
 
 
+def apply_home(install: str) -> list[str]:
+    """Open every chapter's set-up cell (its second code cell) with ``install`` (:meth:`companion.home.Home.install_cell`),
+    keeping the ``notebook.start`` lines after it; the chapters changed."""
+    import nbformat
+
+    changed = []
+    for name, path in chapters().items():
+        nb = nbformat.read(path, as_version=4)
+        setup = [cell for cell in nb.cells if cell.cell_type == "code"][1]
+        start = setup.source[setup.source.index("from companion import notebook"):]
+        if setup.source != install + start:
+            setup.source = install + start
+            nbformat.write(nb, path)
+            changed.append(name)
+    return changed
+
+
 def glued_values(nb) -> dict:
     """Every value a notebook glued without displaying it: name -> number or text (figures as "figure")."""
     values = {}

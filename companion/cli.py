@@ -148,6 +148,17 @@ def _check(args) -> int:
     return check.main()
 
 
+def _home(args) -> int:
+    from companion import home
+
+    found = home.read()
+    print(f"repository {found.repository} (branch {found.branch}), site {found.site}, installs {found.requirement}")
+    if args.apply:
+        changed = chapters.apply_home(found.install_cell())
+        print(f"set-up cells rewritten: {', '.join(changed) or 'none needed'}")
+    return 0
+
+
 def _refresh(args) -> int:
     for path in args.notebooks:
         print(f"executing {path}", flush=True)
@@ -157,7 +168,8 @@ def _refresh(args) -> int:
 
 COMMANDS = {"chapters": lambda args: _chapters(), "run": _run, "recipes": _recipes, "matrix": _matrix,
             "check": _check, "variants": _variants, "weights": _weights, "benchmark": _benchmark,
-            "book": lambda args: chapters.build_book(args.profile, args.executed), "refresh": _refresh}
+            "book": lambda args: chapters.build_book(args.profile, args.executed), "refresh": _refresh,
+            "home": _home}
 
 
 def _chapters() -> int:
@@ -253,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", default=BOOK_PROFILE, help=f"one of: {profile_names}")
     book.add_argument("--executed", type=Path, default=None, metavar="FOLDER",
                       help="build from these executed chapters instead (from `companion run --all --output FOLDER`)")
+
+    home = sub.add_parser("home", help="the book's public home, and the chapters' install cells that follow it",
+                          description="Print the repository, branch and site that _config.yml's repository.url gives; "
+                                      "with --apply, rewrite every chapter's install lines to match (after a fork "
+                                      "changed that line).")
+    home.add_argument("--apply", action="store_true", help="rewrite the chapters' set-up cells")
 
     refresh = sub.add_parser("refresh", help="re-execute chapters and keep only their fact outputs (for committing)",
                              description="Execute each notebook in its folder and keep only the outputs of its fact "

@@ -48,8 +48,8 @@ class Home:
         return (
             "import importlib.util\n\n"
             "if importlib.util.find_spec(\"companion\") is None:  # Colab, Binder or a downloaded notebook\n"
-            "    extras = \"book\" if importlib.util.find_spec(\"tensorflow\") else \"book,cpu\"\n"
-            f"    %pip install --quiet \"{DISTRIBUTION}[{{extras}}] @ git+{self.repository}@{self.tag}\"\n"
+            "    _extras = \"book\" if importlib.util.find_spec(\"tensorflow\") else \"book,cpu\"\n"
+            f"    %pip install --quiet \"{DISTRIBUTION}[{{_extras}}] @ git+{self.repository}@{self.tag}\"\n"
         )
 
 

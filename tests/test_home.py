@@ -1,0 +1,42 @@
+"""The book's public home is one line of _config.yml; everything that names it agrees with that line."""
+
+import nbformat
+
+from companion import __version__, home
+from conftest import ROOT
+from test_notebooks import CHAPTERS
+
+
+def test_the_home_is_read_from_the_config_and_the_site_derived_from_it():
+    found = home.read()
+    assert found.repository == "https://github.com/training-vs-trainable/book" and found.branch == "main"
+    assert found.site == "https://training-vs-trainable.github.io/book/"
+    assert found.requirement == f"training-vs-trainable @ git+{found.repository}@v{__version__}"
+
+
+def test_every_chapter_installs_the_companion_from_the_home_at_this_version():
+    install = home.read().install_cell()
+    assert f"git+{home.read().repository}@v{__version__}" in install
+    for path in CHAPTERS:
+        setup = [c for c in nbformat.read(path, 4).cells if c.cell_type == "code"][1].source
+        assert setup.startswith(install), path.name
+
+
+def test_the_readme_names_the_home_and_the_site():
+    readme = (ROOT / "README.md").read_text()
+    found = home.read()
+    assert f"git clone {found.repository}" in readme and found.site in readme
+
+
+def test_applying_the_home_changes_nothing_when_the_chapters_agree():
+    from companion import chapters
+
+    assert chapters.apply_home(home.read().install_cell()) == []
+
+
+def test_a_fork_changes_one_line(tmp_path):
+    config = (ROOT / "_config.yml").read_text().replace("training-vs-trainable/book", "someone/fork")
+    (tmp_path / "_config.yml").write_text(config)
+    fork = home.read(tmp_path / "_config.yml")
+    assert fork.site == "https://someone.github.io/fork/"
+    assert "git+https://github.com/someone/fork@v" in fork.install_cell()
