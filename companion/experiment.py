@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from companion import cache, profiles, recipes, runner, setups, variants
+from companion import cache, evidence, profiles, recipes, runner, setups, variants
 from companion.profiles import Profile
 from companion.recipes import Recipe
 from companion.results import FineTuneResult, Phase1Result
@@ -125,7 +125,42 @@ class Experiment:
                 values[f"exp_{key}_gain_{tag}"] = 100 * float(np.mean(gains))
                 values[f"exp_{key}_ahead_{tag}"] = _ahead_phrase(gains)
             values[f"exp_{key}_moved_written"] = max(self.bn_layers_moved(name, recipes.AS_WRITTEN))
+        values["exp_verdict"] = self.verdict()
         return values
+
+    def overridden(self) -> list[str]:
+        """The variants on which fine-tuning as written moved BN statistics (the override), and those it did not."""
+        return [name for name in self.columns if max(self.bn_layers_moved(name, recipes.AS_WRITTEN)) > 0]
+
+    def verdict(self) -> str:
+        """What the override cost, measured against the noise: at each point, the remedy's gain (per seed) on the
+        variants with the override, beside the largest gain either way between the two ways of fine-tuning on the
+        variants without it, where the two differ only by chance. A cost is stated only where every seed's gain
+        under the override exceeds that noise."""
+        overridden = self.overridden()
+        others = [name for name in self.columns if name not in overridden]
+        if not overridden or not others:
+            return ("no comparison: the override " + ("moved no statistics on any variant" if not overridden
+                                                       else "moved statistics on every variant"))
+        parts, measurable = [], []
+        for point in (*self.early_batches, "end"):
+            noise = max(abs(g) for name in others for g in self.remedy_gain(name, point))
+            gains = [g for name in overridden for g in self.remedy_gain(name, point)]
+            where = f"after {point} batches" if point != "end" else "at the end"
+            parts.append(f"{where}: {_points(min(gains))} to {_points(max(gains))} points against up to "
+                         f"{_points(noise)} without it")
+            if min(gains) > noise:
+                measurable.append(where)
+        labels = evidence.listing([self.columns[name].label for name in overridden])
+        head = (f"the remedy's gain under the override ({labels}) exceeded the noise {evidence.listing(measurable)}"
+                if measurable else
+                f"no cost of the override ({labels}) exceeded the noise: the remedy's gain stayed within the "
+                "differences seen between the two ways on the variants without the override")
+        return f"{head} ({'; '.join(parts)})"
+
+
+def _points(fraction: float) -> str:
+    return f"{100 * fraction:+.1f}"
 
 
 def _mean_and_seeds(values: list[float]) -> str:
