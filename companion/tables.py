@@ -30,12 +30,13 @@ class FactTable:
         return [row[i] for row in self.rows]
 
     def text(self, width: int | None = TEXT_WIDTH) -> str:
-        """Fixed-width text; cells wrap (widest columns first) so that lines fit ``width`` where they can."""
+        """Fixed-width text; cells wrap (widest columns first) so that lines fit ``width``. A table with too many
+        columns to fit even so is left unwrapped: wrapping every column would only make it unreadable."""
         rows = [self.header, *self.rows]
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.header))]
-        if width is not None:
-            budget = width - 2 * (len(widths) - 1)
-            while sum(widths) > budget and max(widths) > NARROWEST_COLUMN:
+        budget = None if width is None else width - 2 * (len(widths) - 1)
+        if budget is not None and sum(min(w, NARROWEST_COLUMN) for w in widths) <= budget:
+            while sum(widths) > budget:
                 widths[widths.index(max(widths))] -= 1
 
         def lines(cells: list[str]) -> list[str]:
