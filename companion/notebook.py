@@ -183,6 +183,16 @@ def glue_values(values: dict) -> None:
         glue(name, value, display=False)
 
 
+def weights_note(architectures: tuple[str, ...], where: str = "on this page"):
+    """The admonition a page shows where it uses the packaged pretrained bases: what their weights are."""
+    from IPython.display import Markdown
+
+    from companion import backbones
+
+    labels = "\n\n".join(backbones.label(architecture) for architecture in architectures)
+    return Markdown(f"```{{important}} The pretrained weights {where}\n{labels}\n```")
+
+
 def glue_figure(name: str, figure) -> None:
     """Glue a figure for a ``{glue:figure}`` directive in the prose, and close it so that it is not shown twice."""
     import matplotlib.pyplot as plt
