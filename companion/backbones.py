@@ -281,9 +281,14 @@ def keras_cache_dir() -> Path:
     return keras_home() / "models"
 
 
+# Keras publishes MobileNetV2 weights trained at these input sizes; for any other size it loads the 224 ones.
+MOBILENET_V2_WEIGHT_SIZES = (96, 128, 160, 192, 224)
+
+
 def imagenet_weights(architecture: str, image_size: int) -> ImagenetWeights:
     if architecture == "MobileNetV2":
-        return ImagenetWeights(architecture, f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{image_size}_no_top.h5")
+        rows = image_size if image_size in MOBILENET_V2_WEIGHT_SIZES else 224
+        return ImagenetWeights(architecture, f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5")
     if architecture == "Xception":
         return ImagenetWeights(architecture, "xception_weights_tf_dim_ordering_tf_kernels_notop.h5")
     raise ValueError(f"unknown architecture {architecture!r}; valid architectures: {', '.join(ARCHITECTURES)}")

@@ -152,6 +152,7 @@ def run(name: str, profile: str, parameters: dict, output: Path, progress: bool 
     source = find(name)
     profiles.get(profile)  # fail before starting a kernel
     notebook.validate_parameters({"profile": profile, **parameters})
+    output = Path(output).absolute()  # papermill runs the kernel in the chapter's folder
     output.mkdir(parents=True, exist_ok=True)
     executed = output / source.name
     started = time.perf_counter()

@@ -138,6 +138,8 @@ def test_weight_file_names_match_keras():
     assert backbones.imagenet_weights("MobileNetV2", 160).file_name == (
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5"
     )
+    # Keras loads the 224 weights for a size it has none for.
+    assert backbones.imagenet_weights("MobileNetV2", 32).file_name.endswith("_1.0_224_no_top.h5")
     assert backbones.imagenet_weights("Xception", 150).url.endswith(
         "xception/xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
     )

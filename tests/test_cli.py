@@ -29,7 +29,7 @@ def test_help_lists_every_command_and_profile(capsys):
 def test_chapters_are_listed_in_book_order(capsys):
     assert cli.main(["chapters"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["introduction", "trainable_versus_training", "keras3_surprise", "keras_versions",
+    assert names == ["introduction", "summary", "trainable_versus_training", "keras3_surprise", "keras_versions",
                      "offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020", "xception_2020", "side_by_side",
                      "claims_audit"]
 
@@ -37,7 +37,7 @@ def test_chapters_are_listed_in_book_order(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run", "chapter9"], "unknown chapter or recipe 'chapter9'; valid chapters: introduction, trainable_versus_training"),
+        (["run", "chapter9"], "unknown chapter or recipe 'chapter9'; valid chapters: introduction, summary, trainable_vers"),
         (["run", "introduction", "--profile", "tiny"], "unknown profile 'tiny'; valid profiles: smoke, offline, full"),
         (["run", "introduction", "-p", "epochs", "3"], "unknown parameter 'epochs'; valid parameters: profile, seed"),
         (["matrix", "--profile", "huge"], "unknown profile 'huge'"),
@@ -120,7 +120,7 @@ def test_variants_are_found_from_a_subfolder_of_the_clone_without_environment_va
 def test_building_from_executed_chapters_names_the_missing_ones(capsys, tmp_path):
     (tmp_path / "introduction.ipynb").write_text("{}")
     code, text = _run(capsys, "book", "--executed", str(tmp_path))
-    assert code == 2 and "lacks executed chapters: trainable_versus_training.ipynb" in text
+    assert code == 2 and "lacks executed chapters: summary.ipynb, trainable_versus_training.ipynb" in text
     assert "introduction.ipynb," not in text
 
 
