@@ -147,8 +147,7 @@ class Experiment:
             noise = max(abs(g) for name in others for g in self.remedy_gain(name, point))
             gains = [g for name in overridden for g in self.remedy_gain(name, point)]
             where = f"after {point} batches" if point != "end" else "at the end"
-            parts.append(f"{where}: {_points(min(gains))} to {_points(max(gains))} points against up to "
-                         f"{_points(noise)} without it")
+            parts.append(f"{where}: {_gain_range(gains)} points against up to {100 * noise:.1f} without it")
             if min(gains) > noise:
                 measurable.append(where)
         labels = evidence.listing([self.columns[name].label for name in overridden])
@@ -161,6 +160,12 @@ class Experiment:
 
 def _points(fraction: float) -> str:
     return f"{100 * fraction:+.1f}"
+
+
+def _gain_range(gains: list[float]) -> str:
+    """The seeds' gains in points: "+0.2 to +0.5", or one figure where they round alike."""
+    low, high = _points(min(gains)), _points(max(gains))
+    return low if low == high else f"{low} to {high}"
 
 
 def _mean_and_seeds(values: list[float]) -> str:

