@@ -1,11 +1,18 @@
 """The companion as a package: the wheel and sdist pass `twine check`, and a chapter copied alone into an empty
-folder runs, offline, in a fresh virtual environment that has only the wheel installed, with the same facts."""
+folder runs, offline, in a fresh virtual environment that has only the wheel installed, with the same facts.
+
+The fresh environment installs nothing from the network, so that the test runs with the network cut as the README
+promises: it sees the set-up environment's packages (without the companion) through a path entry, and pip installs
+the wheel with ``--no-index``, so that any requirement of the wheel, extras included, that the pinned set-up does not
+satisfy fails the install."""
 
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -55,13 +62,30 @@ def test_the_wheel_and_sdist_pass_twine_check_and_carry_what_the_chapters_need(d
         assert needed in names, needed
 
 
+def _installed_without_the_companion(view: Path) -> Path:
+    """The set-up environment's site-packages seen through one symlink per entry, leaving out the companion's own
+    (editable) install and the ``.pth`` files, which a plain path entry does not run anyway."""
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    view.mkdir()
+    for entry in site_packages.iterdir():
+        if entry.suffix == ".pth" or "training_vs_trainable" in entry.name:
+            continue
+        (view / entry.name).symlink_to(entry)
+    return view
+
+
 def test_a_chapter_alone_runs_offline_in_a_fresh_environment_with_the_same_facts(dist, tmp_path):
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Without pip of its own, whose setuptools would shadow the pinned one: the set-up's pip runs from the view.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    dependencies = _installed_without_the_companion(tmp_path / "dependencies")
+    (Path(purelib) / "set-up-dependencies.pth").write_text(f"{dependencies}\n")
     (wheel,) = dist.glob("*.whl")
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
-                              f"{wheel}[cpu,book]"], capture_output=True, text=True)
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "-c",
+                              str(ROOT / "constraints.txt"), f"{wheel}[cpu,book]"], capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-3000:]
     alone = tmp_path / "alone"
     alone.mkdir()
@@ -72,7 +96,7 @@ def test_a_chapter_alone_runs_offline_in_a_fresh_environment_with_the_same_facts
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPANION_", "PYTHONPATH", "VIRTUAL_ENV"))}
     env.update(PYTHONPATH=str(offline), COMPANION_DATA_DIR=os.environ.get("COMPANION_DATA_DIR", ""),
                COMPANION_CACHE_DIR=str(tmp_path / "cache"), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
-    done = subprocess.run([str(venv / "bin" / "papermill"), CHAPTER, "executed.ipynb", "--no-progress-bar"],
+    done = subprocess.run([str(python), "-m", "papermill", CHAPTER, "executed.ipynb", "--no-progress-bar"],
                           cwd=alone, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     where = subprocess.run([str(python), "-c", "import companion; print(companion.__file__)"], cwd=alone, env=env,
