@@ -129,7 +129,7 @@ class Experiment:
         return values
 
     def overridden(self) -> list[str]:
-        """The variants on which fine-tuning as written moved BN statistics (the override), and those it did not."""
+        """The variants on which fine-tuning as written moved BN statistics (the override)."""
         return [name for name in self.columns if max(self.bn_layers_moved(name, recipes.AS_WRITTEN)) > 0]
 
     def verdict(self) -> str:

@@ -309,10 +309,6 @@ def run_variant(name: str, profile: profiles.Profile) -> dict:
 def compute(profile: profiles.Profile, names: list[str] | None = None, progress: bool = True) -> Matrix:
     """Every variant's column; a column computed before with the same settings, versions and code is reused
     (:mod:`companion.cache`), so the chapters that show the matrix compute it once per build."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
     names = names or list(variants.VARIANTS)
     this_process = variants.versions()
 
@@ -328,13 +324,7 @@ def compute(profile: profiles.Profile, names: list[str] | None = None, progress:
         kept.write_json("column.json", {"column": _column_to_json(found), "seconds": seconds})
         return found, seconds
 
-    # Two child processes at a time overlap their start-up (importing TensorFlow, building models) on 2 cores.
-    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(names), desc="Keras variants",
-                                                         disable=not progress) as bar:
-        futures = {name: pool.submit(column, name) for name in names}
-        for future in futures.values():
-            future.add_done_callback(lambda _: bar.update(1))
-        results = {name: future.result() for name, future in futures.items()}
+    results = dict(zip(names, variants.in_child_processes(column, names, "Keras variants", progress)))
     return Matrix({n: r[0] for n, r in results.items()}, {n: r[1] for n, r in results.items()})
 
 

@@ -320,19 +320,10 @@ def _failures(value) -> list[evidence.Failed]:
 
 
 def compute(selected: list[Release] | None = None, progress: bool = True) -> ReleaseMatrix:
-    """Every release's column, kept ones reused (see :func:`column`); the others are computed two child processes at
-    a time, which overlaps their start-up (importing TensorFlow, building the models) on a 2-core machine."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm.auto import tqdm
-
+    """Every release's column, kept ones reused (see :func:`column`), the others computed two at a time
+    (:func:`companion.variants.in_child_processes`)."""
     chosen = selected or releases()
-    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(chosen), desc="Keras releases",
-                                                         disable=not progress) as bar:
-        futures = [pool.submit(column, release) for release in chosen]
-        for future in futures:
-            future.add_done_callback(lambda _: bar.update(1))
-        return ReleaseMatrix([future.result() for future in futures])
+    return ReleaseMatrix(variants.in_child_processes(column, chosen, "Keras releases", progress))
 
 
 # --- The figure ---------------------------------------------------------------------------------------------------

@@ -144,6 +144,21 @@ def environment(variant: Variant) -> dict[str, str]:
     return child_environment(folders, variant.legacy, others=side_folders())
 
 
+def in_child_processes(function, items: list, desc: str, progress: bool = True) -> list:
+    """``function(item)`` for every item, where each call runs its work in child processes: two calls at a time,
+    which overlaps the children's start-up (importing TensorFlow, building models) on a 2-core machine. One
+    progress bar; the results in the order of ``items``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(items), desc=desc, disable=not progress) as bar:
+        futures = [pool.submit(function, item) for item in items]
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update(1))
+        return [future.result() for future in futures]
+
+
 def current_name() -> str:
     """Name of the variant this process runs."""
     if os.environ.get(LEGACY_ENV) == "1":
