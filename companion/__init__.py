@@ -1,27 +1,27 @@
 """Companion library of the book *`training` versus `trainable`*.
 
-Chapters import these modules instead of repeating code: one job per module, from the bottom up.
+Chapters import these modules instead of repeating code: one job per module, in layers from the bottom up (a
+module imports only its own layer and those below; ``tests/test_layering.py`` checks it).
 
-- :mod:`companion.variants`: which Keras this process runs, and how to run another one.
-- :mod:`companion.profiles`: run profiles (``smoke``, ``offline``, ``full``).
-- :mod:`companion.recipes`: the three tutorials as typed values, their diffs and their Keras code.
-- :mod:`companion.models`: the tutorials' models, unfreezing, and the remedy.
-- :mod:`companion.backbones`: the packaged pretrained bases, Keras' ImageNet weights, random weights.
-- :mod:`companion.data`: the tutorial's images, checked, scanned and turned into ``tf.data`` pipelines.
-- :mod:`companion.cache`: kept results under a key, written atomically, recovered when unreadable.
-- :mod:`companion.probes` and :mod:`companion.report`: what an action changed, and in which mode layers ran.
-- :mod:`companion.evidence` and :mod:`companion.decisive`: the decisive checks, as plain Keras, and their typed
-  values; :mod:`companion.facts`: the other checks behind the book's claims.
-- :mod:`companion.matrix` and :mod:`companion.releases`: those checks under each Keras variant and release, each in
-  its own process; :mod:`companion.check`: the same on the reader's own install.
-- :mod:`companion.audit`: the claims of the sources and of the book, with their verdicts.
-- :mod:`companion.setups`, :mod:`companion.results`, :mod:`companion.runner`: a recipe under a profile, trained.
-- :mod:`companion.experiment`: the same fine-tuning under each Keras variant, from the same phase-1 weights.
-- :mod:`companion.tutorial`: what a tutorial page computes and shows.
-- :mod:`companion.plots`, :mod:`companion.tables`: figures and fact tables.
-- :mod:`companion.notebook`: what every chapter does first (parameters, fetching, determinism, stamp), glue.
-- :mod:`companion.home`, :mod:`companion.chapters`, :mod:`companion.terminal`, :mod:`companion.cli`: the book's
-  public home, its chapters as things to run, and the `companion` command.
+1. Core: :mod:`companion.variants` (which Keras this process runs, and how to run another), :mod:`companion.profiles`,
+   :mod:`companion.cache`, :mod:`companion.tables`, :mod:`companion.plots`, :mod:`companion.terminal`,
+   :mod:`companion.statistics` (paired differences and their intervals).
+2. :mod:`companion.decisive`: the decisive checks as plain Keras, and the one remedy; :mod:`companion.evidence`: the
+   typed values checks return.
+3. The tutorials' ingredients: :mod:`companion.recipes`, :mod:`companion.models` (the one layer walker, the models,
+   unfreezing, the remedy applied), :mod:`companion.backbones`, :mod:`companion.data`.
+4. What an action changed: :mod:`companion.modes`, :mod:`companion.probes`, :mod:`companion.report`,
+   :mod:`companion.layers`.
+5. The other checks: :mod:`companion.facts`, :mod:`companion.architectures` (with ``architectures_models``),
+   :mod:`companion.compile_checks`.
+6. The checks under each Keras variant and release, and on the reader's install or model: :mod:`companion.matrix`,
+   :mod:`companion.releases`, :mod:`companion.architectures_grid`, :mod:`companion.check`,
+   :mod:`companion.model_check`, :mod:`companion.upstream`.
+7. :mod:`companion.audit`: the claims of the sources and of the book, with their verdicts.
+8. :mod:`companion.notebook`: what every chapter does first (parameters, fetching, determinism, stamp), glue.
+9. :mod:`companion.setups`, :mod:`companion.results`, :mod:`companion.runner`, :mod:`companion.experiment`,
+   :mod:`companion.tutorial`, :mod:`companion.benchmark`: a recipe under a profile, trained; the paired experiment.
+10. :mod:`companion.home`, :mod:`companion.chapters`, :mod:`companion.cli`: the book's home, its chapters, the command.
 """
 
 import os

@@ -36,9 +36,11 @@ SOURCES = {
     "Keras FAQ": "Keras FAQ, 'training' argument in call() versus the 'trainable' attribute",
     "MobileNetV2 2020": "TensorFlow tutorial 'Transfer learning and fine-tuning', tensorflow/docs adae1941 (2020)",
     "Xception 2020": "Keras guide 'Transfer learning & fine-tuning', keras-io guides/transfer_learning.py (2020)",
-    "Keras 3 guide": "Keras guide 'Transfer learning & fine-tuning' as revised after keras-team/keras PR #20298 "
-                     "(2024), quoted as the project's claims-audit issue quotes it: its text is not among the shared "
-                     "sources",
+    "Keras 3 guide": "Keras guide 'Transfer learning & fine-tuning' as revised in 2024: the documentation change of "
+                     "keras-team/keras PR #20298 and a follow-up commit to it in keras-team/keras-io, which brought "
+                     "the wording 'set the BatchNormalization layers' trainable = False'; its end-to-end example "
+                     "still says the base keeps running in inference mode 'since we passed training=False' (C53). "
+                     "Quoted as the project's issues quote it: its text is not among the shared sources",
 }
 # Authors a source quotes: their words are claims of theirs, read in the source that quotes them.
 QUOTED = {
@@ -59,6 +61,9 @@ CHAPTERS = {
     "side_by_side": "this book, chapter 'Side by side'",
     "claims_audit": "this book, chapter 'Claims audit'",
     "summary": "this book, 'In a hurry: the answer on one page'",
+    "is_my_model_affected": "this book, chapter 'Is my model affected?'",
+    "upstream_reports": "this book, appendix 'Upstream reports'",
+    "how_it_is_verified": "this book, appendix 'How the book is verified'",
 }
 
 HOLDS, FAILS, DEPENDS = "holds", "fails", "depends on the version"
@@ -297,10 +302,13 @@ CLAIMS = [
           _all(_is("dropout_inference", True), lambda v: v["bn_batch_dependence"].training_false is False)),
     Claim("C28", "blog", "Setting training=False for the frozen layers is crucial for efficiency and consistency",
           "For frozen layers, training=False changes what they compute: without it, frozen BN layers would normalise "
-          "with batch statistics or update their statistics in fit.",
-          ("bn_frozen_stats", "frozen_base"),
-          lambda v: v["bn_frozen_stats"] is not Statistics.MOVING or v["frozen_base"].statistics is True,
-          why="consistency only: efficiency is not measured (see the statements not audited)"),
+          "with batch statistics or update their statistics in fit, or a frozen base's own Dropout would drop in fit.",
+          ("bn_frozen_stats", "frozen_base", "dropout_frozen_drops"),
+          lambda v: (v["bn_frozen_stats"] is not Statistics.MOVING or v["frozen_base"].statistics is True
+                     or v["dropout_frozen_drops"] is True),
+          why="consistency only: efficiency is not measured (see the statements not audited); 'the frozen layers' "
+              "read as any frozen base, Dropout included: a frozen BN layer computes the same with or without "
+              "training=False, while a Dropout with trainable=False still drops in fit without it (C57)"),
     Claim("C29", "blog", "Failing to do so can lead to unexpected behavior",
           "Leaving out training=False can change a pretrained base during fit: with part of the base unfrozen and the "
           "base called without a training argument (the article's Example 2), fit moves the BN statistics of the "
@@ -459,10 +467,13 @@ CLAIMS += [
           ("recompile",), _is("recompile", Recompile(without_recompile=True, after_recompile=False))),
     Claim("C55", "trainable_versus_training", "fit passes training=True to the layers, predict and evaluate pass "
           "training=False",
-          "The training value a layer's call receives is True in fit and False in predict and in evaluate.",
-          ("fit_passes_true", "predict_mode", "evaluate_mode"),
-          _all(_is("fit_passes_true", Training.TRUE), _is("predict_mode", Training.FALSE),
-               _is("evaluate_mode", Training.FALSE))),
+          "The training value a layer's call receives is True in fit, also inside a base called with "
+          "training=False, and False in predict and in evaluate.",
+          ("fit_passes_true", "nested_bn_mode", "predict_mode", "evaluate_mode"),
+          _all(_is("fit_passes_true", Training.TRUE), _is("nested_bn_mode", Training.TRUE),
+               _is("predict_mode", Training.FALSE), _is("evaluate_mode", Training.FALSE)),
+          why="'the layers' read as every layer, those of a base called with training=False included: where that "
+              "training=False is honoured (keras-nightly, tf-keras) they receive False in fit"),
     Claim("C56", "trainable_versus_training", "in training mode it zeroes each input with probability rate and "
           "multiplies the survivors by 1/(1-rate), so that the expected output equals the input and nothing is "
           "rescaled at inference",
@@ -474,11 +485,15 @@ CLAIMS += [
           "A Dropout layer with trainable=False still drops under training=True.",
           ("dropout_frozen_drops",), _is("dropout_frozen_drops", True)),
     Claim("C58", "trainable_versus_training", "Called directly without a training argument, a layer runs in "
-          "inference mode",
+          "inference mode, and so do the layers of a model called so, unless an augmentation layer before them "
+          "defaults to training=True",
           "A model or layer called without a training argument runs its layers in inference mode: they receive "
-          "False or None, and BN normalises with its moving statistics.",
-          ("call_mode", "bn_default_stats"),
-          _all(_not_training_mode("call_mode"), _is("bn_default_stats", Statistics.MOVING))),
+          "False or None, and BN normalises with its moving statistics. (The exception, a model with RandomFlip "
+          "before its BN called as model(x), is measured per variant by augmented_call.)",
+          ("call_mode", "bn_default_stats", "augmented_call"),
+          _all(_not_training_mode("call_mode"), _is("bn_default_stats", Statistics.MOVING)),
+          why="RandomFlip's call defaults to training=True, and on some Keras releases that value reaches the layers "
+              "after it: the chapter states the exception with augmented_call's value for the variant it ran on."),
     Claim("C59", "trainable_versus_training", "trainable=False empties trainable_weights and freezes the scale, yet "
           "the layer keeps dropping whenever it runs in training mode",
           "A frozen AutoScaleDropout has no trainable weights, fit leaves its scale, and it drops in training mode "
@@ -538,12 +553,14 @@ CLAIMS += [
           "kept, kernels trained and the head's Dropout in training mode (small model), no BN statistics moved "
           "(MobileNetV2, Xception).",
           ("remedy_alone", "remedy_alone_dropout", "mobilenet_remedy", "xception_remedy"), _RECOMMENDED_WORKS),
-    Claim("C69", "introduction", "freeze every BatchNormalization layer after unfreezing and call the base without "
-          "training=False",
-          "Every BN layer frozen after unfreezing and the base called without training: statistics and gamma/beta "
-          "kept, kernels trained and the head's Dropout in training mode (small model), no BN statistics moved "
-          "(MobileNetV2, Xception).",
-          ("remedy_alone", "remedy_alone_dropout", "mobilenet_remedy", "xception_remedy"), _RECOMMENDED_WORKS),
+    Claim("C69", "introduction", "What keeps the statistics fixed on all of them is to set trainable = False on every "
+          "BatchNormalization layer of the base, at any depth, after unfreezing it and before compiling",
+          "Every BN layer frozen after unfreezing: fit moved no BN statistics and no gamma/beta and trained the "
+          "kernels, with the base called as base(x, training=False) and as base(x) (small model), and no BN "
+          "statistics moved (MobileNetV2, Xception).",
+          ("remedy", "remedy_alone", "mobilenet_remedy", "xception_remedy"),
+          _all(_is("remedy", REMEDY_WORKS), _is("remedy_alone", REMEDY_WORKS), _no_bn_moved("mobilenet_remedy"),
+               _no_bn_moved("xception_remedy"))),
 ]
 
 # Statements about the flags in the shared sources that are not claims above: (source, quote, why).

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
-import os
 import subprocess
 import sys
 import zipfile

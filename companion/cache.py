@@ -11,10 +11,13 @@ half-written file under a final name. A kept file that cannot be read all the sa
 hand) is reported by name, moved aside as ``NAME.unreadable``, and treated as absent: the caller recomputes it.
 
 The folder is ``$COMPANION_CACHE_DIR``, else ``~/.cache/training-vs-trainable`` (``$XDG_CACHE_HOME`` honoured).
+A folder that cannot serve (a file, a symbolic link loop, a path that cannot be created or written) raises
+:class:`UnusableCacheDirError`, naming the setting and what to do, before anything is computed.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
@@ -31,11 +34,61 @@ import numpy as np
 CACHE_DIR_ENV = "COMPANION_CACHE_DIR"
 
 
+class CacheError(ValueError):
+    """A problem with the folder of kept results; the message says what to do."""
+
+
+class UnusableCacheDirError(CacheError):
+    """The cache folder is a file, a symbolic link loop, or cannot be created or written."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "training-vs-trainable"
+
+
 def cache_dir() -> Path:
+    """The folder of kept results, created if missing; :class:`UnusableCacheDirError` if it cannot serve."""
     configured = os.environ.get(CACHE_DIR_ENV)
     if configured:
-        return Path(configured).expanduser().resolve()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "training-vs-trainable"
+        path = Path(os.path.abspath(Path(configured).expanduser()))
+        setting = f"{CACHE_DIR_ENV}={configured!r}"
+        fix = (f"set {CACHE_DIR_ENV} to a folder you can write to (it is created if missing), or unset it to use "
+               f"{default_cache_dir()}")
+    else:
+        path = default_cache_dir()
+        setting, fix = "the default cache folder", f"set {CACHE_DIR_ENV} to a folder you can write to"
+    problem = _why_unusable(path)
+    if problem:
+        raise UnusableCacheDirError(f"{setting}: {path} {problem}: {fix}")
+    return path.resolve() if configured else path
+
+
+def is_symlink_loop(path: Path) -> bool:
+    """Whether ``path``, or a folder on the way to it, is a symbolic link that leads back to itself.
+
+    ``Path.exists()`` answers False for such a path, so a message would call it missing."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
+
+
+def _why_unusable(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold kept results, in words (creating it if missing); ``None`` when it can."""
+    if is_symlink_loop(folder):
+        return "is a symbolic link loop"
+    if folder.exists() and not folder.is_dir():
+        return "is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((parent for parent in folder.parents if parent.exists() and not parent.is_dir()), None)
+        return (f"cannot be created: {blocking} is a file, not a folder" if blocking is not None
+                else f"cannot be created ({error.strerror})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
 
 
 @functools.lru_cache(maxsize=None)

@@ -3,6 +3,9 @@
 A run of a chapter writes the executed notebook and a JSON summary next to it: the parameters, the time, the fact
 outputs, and every value the chapter glued for its prose (glue name -> value), so that scripts, the GPU workflow and
 readers can compare a page's numbers across runs without opening the notebook.
+
+The chapters are notebooks of a clone of the book, not part of the installed package: outside a clone, everything
+here raises :class:`NotInACloneError`, which says how to get one.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ from pathlib import Path
 
 from companion import notebook, profiles
 
-ROOT = Path(__file__).resolve().parents[1]
-BOOK = ROOT / "book"
+ROOT = Path(__file__).resolve().parents[1]  # the clone, when the companion runs from one
 # Each recipe's own chapter: `companion run RECIPE` runs it.
 RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
                    "Xception 2020": "xception_2020"}
@@ -31,13 +33,30 @@ class ChapterError(ValueError):
     """An unknown chapter, or a chapter that failed or was interrupted; the message says which and where."""
 
 
+class NotInACloneError(ChapterError):
+    """The companion runs from an installed wheel, which holds no chapters."""
+
+
+def clone() -> Path:
+    """The clone of the book the companion runs from (it holds ``_toc.yml``); :class:`NotInACloneError` if none."""
+    if not (ROOT / "_toc.yml").is_file():
+        from companion import home
+
+        raise NotInACloneError(
+            f"the chapters are notebooks in a clone of the book, and this companion is installed without one "
+            f"({Path(__file__).parent}): git clone {home.read().repository}, then run `companion` from the clone "
+            f"(`make setup` installs it there)")
+    return ROOT
+
+
 def chapters() -> dict[str, Path]:
     """Chapter name -> notebook, in table-of-contents order."""
     import yaml
 
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    root = clone()
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = [toc["root"], *(c["file"] for c in toc["chapters"])]
-    return {Path(f).name: ROOT / f"{f}.ipynb" for f in files}
+    return {Path(f).name: root / f"{f}.ipynb" for f in files}
 
 
 def find(name: str) -> Path:
@@ -184,22 +203,23 @@ def build_book(profile: str, executed: Path | None = None) -> int:
 
     import yaml
 
+    root = clone()
     jupyter_book = str(Path(sys.executable).parent / "jupyter-book")
     if executed is None:
         profiles.get(profile)
-        return subprocess.call([jupyter_book, "build", str(ROOT)], env={**os.environ, profiles.PROFILE_ENV: profile})
+        return subprocess.call([jupyter_book, "build", str(root)], env={**os.environ, profiles.PROFILE_ENV: profile})
     missing = [path.name for path in chapters().values() if not (executed / path.name).is_file()]
     if missing:
         raise ChapterError(f"{executed} lacks executed chapters: {', '.join(missing)} "
                            "(run them with `companion run --all --output FOLDER`)")
     with tempfile.TemporaryDirectory() as staging:
         site = Path(staging)
-        shutil.copy(ROOT / "_toc.yml", site / "_toc.yml")
-        shutil.copytree(ROOT / "_static", site / "_static")
-        config = yaml.safe_load((ROOT / "_config.yml").read_text())
+        shutil.copy(root / "_toc.yml", site / "_toc.yml")
+        shutil.copytree(root / "_static", site / "_static")
+        config = yaml.safe_load((root / "_config.yml").read_text())
         config["execute"]["execute_notebooks"] = "off"
         (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         (site / "book").mkdir()
         for path in chapters().values():
             shutil.copy(executed / path.name, site / "book" / path.name)
-        return subprocess.call([jupyter_book, "build", str(site), "--path-output", str(ROOT)])
+        return subprocess.call([jupyter_book, "build", str(site), "--path-output", str(root)])

@@ -14,13 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-from companion import backbones, chapters, notebook, profiles, recipes, terminal, variants
+from companion import backbones, cache, chapters, notebook, profiles, recipes, terminal, variants
 from companion.data import DatasetError
 
 PATH_VARIABLES = ("COMPANION_DATA_DIR", "COMPANION_CACHE_DIR", variants.VARIANTS_DIR_ENV, "KERAS_HOME")
 ERRORS = (chapters.ChapterError, profiles.UnknownProfileError, notebook.UnknownParameterError,
           variants.UnknownVariantError, variants.VariantNotInstalledError, DatasetError, recipes.UnknownRecipeError,
-          backbones.BackboneUnavailableError, backbones.BackboneIntegrityError)
+          backbones.BackboneUnavailableError, backbones.BackboneIntegrityError, cache.CacheError)
 BOOK_PROFILE = "offline"  # what `companion book` and `make book` execute the chapters with
 
 
@@ -143,6 +143,13 @@ def _weights(args) -> int:
 
 
 def _check(args) -> int:
+    if args.model is not None:
+        from companion import model_check
+
+        try:
+            return model_check.main(args.model)
+        except model_check.ModelCheckError as error:
+            raise UsageError(str(error)) from error
     from companion import check
 
     return check.main()
@@ -156,6 +163,8 @@ def _home(args) -> int:
     if args.apply:
         changed = chapters.apply_home(found.install_cell())
         print(f"set-up cells rewritten: {', '.join(changed) or 'none needed'}")
+        if home.write_packaged(found):
+            print(f"packaged copy rewritten: {home.PACKAGED}")
     return 0
 
 
@@ -174,7 +183,7 @@ COMMANDS = {"chapters": lambda args: _chapters(), "run": _run, "recipes": _recip
 
 def _chapters() -> int:
     for name, path in chapters.chapters().items():
-        print(f"{name:28} {path.relative_to(chapters.ROOT)}")
+        print(f"{name:28} {path.relative_to(chapters.clone())}")
     return 0
 
 
@@ -230,11 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--releases", action="store_true",
                         help="the release matrix instead (`companion variants install --releases` first)")
 
-    sub.add_parser("check", help="am I affected? run the decisive checks on the Keras and backend installed here",
-                   description="Runs the decisive checks on this environment's Keras and backend (KERAS_BACKEND), "
-                               "prints whether base(x, training=False) is overridden during fit, whether it leaks to "
-                               "the Dropout after the base, and the remedy for this install. Needs only Keras, numpy "
-                               "and the backend.")
+    check = sub.add_parser("check",
+                           help="am I affected? run the decisive checks on the Keras and backend installed here",
+                           description="Runs the decisive checks on this environment's Keras and backend "
+                                       "(KERAS_BACKEND), prints whether base(x, training=False) is overridden during "
+                                       "fit, whether it leaks to the Dropout after the base, and the remedy for this "
+                                       "install. Needs only Keras, numpy and the backend. With --model, runs the "
+                                       "fine-tuning step on a saved model instead, as written and with the remedy.")
+    check.add_argument("--model", metavar="FILE", default=None,
+                       help="a saved .keras or .h5 model: loaded with safe_mode (none of its code runs); prints "
+                            "which layers run in training mode, which BN statistics move, and what the remedy froze")
 
     var = sub.add_parser("variants", help="list or install the Keras variants the matrices compare",
                          description="List or install (pip --no-deps, one folder each, next to the shared TensorFlow) "
@@ -268,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     home = sub.add_parser("home", help="the book's public home, and the chapters' install cells that follow it",
                           description="Print the repository, branch and site that _config.yml's repository.url gives; "
-                                      "with --apply, rewrite every chapter's install lines to match (after a fork "
-                                      "changed that line).")
+                                      "with --apply, rewrite every chapter's install lines and the companion's "
+                                      "packaged copy of the home to match (after a fork changed that line).")
     home.add_argument("--apply", action="store_true", help="rewrite the chapters' set-up cells")
 
     refresh = sub.add_parser("refresh", help="re-execute chapters and keep only their fact outputs (for committing)",

@@ -2,10 +2,12 @@
 fixed during fine-tuning, does the fixed value reach the layers after the base, and which remedy works?
 
 Each check is a short function of plain Keras code: it builds the 2020 tutorials' pattern around a tiny base
-(``Conv2D -> BatchNormalization -> GlobalAveragePooling2D``), trains it with ``fit`` for two steps and returns what
-changed as a typed value (:mod:`companion.evidence`). These are the only definitions: the release matrix runs them
-under every Keras 3 release (:mod:`companion.releases`), the three-variant matrix shows them among its rows
-(:mod:`companion.matrix`), and ``companion check`` runs them on the reader's own install (:mod:`companion.check`).
+(``Conv2D -> BatchNormalization -> GlobalAveragePooling2D``, with a Dropout of its own for two checks), trains it
+with ``fit`` for two steps and returns what changed as a typed value (:mod:`companion.evidence`). A few more ask
+about ``base.trainable = True`` again, staged unfreezing, and ``model(x)`` on a model with augmentation inside.
+These are the only definitions: the release matrix runs them under every Keras 3 release (:mod:`companion.releases`),
+the three-variant matrix shows them among its rows (:mod:`companion.matrix`), and ``companion check`` runs them on
+the reader's own install (:mod:`companion.check`).
 
 The module imports only numpy, the standard library and (when a check runs) Keras, so it runs under any Keras and
 any backend. ``python -m companion.decisive`` prints one JSON line: every check's value under this process's Keras.
@@ -34,11 +36,13 @@ STEPS, BATCH_SIZE = 2, 4
 # --- The tutorials' pattern, on a tiny base -----------------------------------------------------------------------
 
 
-def tiny_base(keras):
-    """A stand-in for a pretrained base: ``Conv2D -> BatchNormalization -> GlobalAveragePooling2D``."""
+def tiny_base(keras, own_dropout: bool = False):
+    """A stand-in for a pretrained base: ``Conv2D -> BatchNormalization [-> Dropout] -> GlobalAveragePooling2D``."""
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
+    if own_dropout:
+        x = keras.layers.Dropout(0.5, name="base_dropout")(x)
     outputs = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, outputs, name="base")
 
@@ -56,10 +60,14 @@ def tutorial_model(keras, base, **call):
 
 
 def freeze_batch_norm(keras, base):
-    """The remedy: ``trainable = False`` on every BatchNormalization layer of the base."""
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+    """The remedy: ``trainable = False`` on every BatchNormalization layer inside ``base``, at any depth (nested
+    models, layers a custom layer holds, a shared layer once). Returns the layers it froze."""
+    # `base.layers` stops at the first level; `_flatten_layers` walks every tracked layer (Keras 3 and tf-keras).
+    frozen = [layer for layer in base._flatten_layers(include_self=True, recursive=True)
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in frozen:
+        layer.trainable = False
+    return frozen
 
 
 def images(n: int = STEPS * BATCH_SIZE, seed: int = 0):
@@ -101,10 +109,11 @@ def record_training(layer) -> list:
 
 @dataclasses.dataclass(frozen=True)
 class FitResult:
-    """What two ``fit`` steps changed in the base, and whether the Dropout after the base ran in training mode."""
+    """What two ``fit`` steps changed in the base; did the Dropout after it, and its own (None: none), drop?"""
 
     updates: evidence.Updates
     dropout_after_base: bool
+    dropout_inside_base: bool | None = None
 
 
 def fine_tune(keras, model, base) -> FitResult:
@@ -114,11 +123,14 @@ def fine_tune(keras, model, base) -> FitResult:
                "kernels": [conv.kernel, conv.bias]}
     before = {kind: values(variables) for kind, variables in watched.items()}
     received = record_training(model.get_layer("head_dropout"))
+    inside = [layer for layer in base.layers if isinstance(layer, keras.layers.Dropout)]
+    received_inside = record_training(inside[0]) if inside else None
     compile_model(keras, model)
     x, y = images()
     model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0)
     updates = evidence.Updates(**{kind: changed(before[kind], watched[kind]) for kind in watched})
-    return FitResult(updates, dropout_after_base=any(value is True for value in received))
+    return FitResult(updates, dropout_after_base=any(value is True for value in received),
+                     dropout_inside_base=None if received_inside is None else any(v is True for v in received_inside))
 
 
 # --- The checks ---------------------------------------------------------------------------------------------------
@@ -132,9 +144,9 @@ def as_written(keras) -> FitResult:
     return fine_tune(keras, model, base)
 
 
-def remedy(keras, **call) -> FitResult:
+def remedy(keras, own_dropout: bool = False, **call) -> FitResult:
     """The remedy: unfreeze the base, then set ``trainable = False`` on every BatchNormalization layer in it."""
-    base = tiny_base(keras)
+    base = tiny_base(keras, own_dropout)
     model = tutorial_model(keras, base, **call)
     base.trainable = True
     freeze_batch_norm(keras, base)
@@ -149,6 +161,16 @@ def remedy_as_written(keras) -> FitResult:
 def remedy_alone(keras) -> FitResult:
     """The remedy with the base called as plain ``base(x)``."""
     return remedy(keras)
+
+
+def remedy_own_dropout_as_written(keras) -> FitResult:
+    """The remedy and ``base(x, training=False)``, on a base with a Dropout of its own."""
+    return remedy(keras, own_dropout=True, training=False)
+
+
+def remedy_own_dropout_alone(keras) -> FitResult:
+    """The remedy and ``base(x)``, on a base with a Dropout of its own."""
+    return remedy(keras, own_dropout=True)
 
 
 def training_none(keras) -> FitResult:
@@ -182,8 +204,84 @@ def recompile(keras) -> evidence.Recompile:
     return evidence.Recompile(without_recompile, after_recompile=fit_updates_frozen_layer(compile_again=True))
 
 
+# --- The trainable setter, and a direct call --------------------------------------------------------------------
+
+
+def dense_base(keras):
+    """A tiny base of three Dense layers: a kernel and a bias each, 6 trainable variables."""
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(4, name="dense_3")(keras.layers.Dense(4, name="dense_2")(
+        keras.layers.Dense(4, name="dense_1")(inputs)))
+    return keras.Model(inputs, x, name="base")
+
+
+def refreeze_first_two(base) -> list:
+    """The tutorials' refreezing loop (``for layer in base.layers[:fine_tune_at]``) on the first two Dense layers."""
+    layers = [base.get_layer("dense_1"), base.get_layer("dense_2")]
+    for layer in layers:
+        layer.trainable = False
+    return layers
+
+
+def trainable_again(keras) -> bool:
+    """``base.trainable = True`` on a base whose own flag is still True and whose first two layers were frozen one
+    by one: are they unfrozen (6 trainable variables), or does the setter not run (2: only ``dense_3``'s)?"""
+    # Keras 3's TensorFlow backend skips an assignment of the object an attribute already holds, so the recursive
+    # `trainable` setter does not run (keras/src/backend/tensorflow/trackable.py, KerasAutoTrackable.__setattr__):
+    #     if getattr(self, name) is value:
+    #         # Short circuit for `self.$x = self.$x`.
+    #         return
+    base = dense_base(keras)
+    refreeze_first_two(base)
+    base.trainable = True
+    return len(base.trainable_weights) == 6
+
+
+def false_then_true(keras) -> bool:
+    """The same base, set ``trainable = False`` and then ``True``: a change of value each time. All 6 trainable?"""
+    base = dense_base(keras)
+    refreeze_first_two(base)
+    base.trainable = False
+    base.trainable = True
+    return len(base.trainable_weights) == 6
+
+
+def staged_unfreezing(keras) -> bool:
+    """Staged unfreezing as a reader writes it: unfreeze the base, refreeze its first two layers, fit; then
+    ``base.trainable = True`` to unfreeze them too, compile, fit. Did the second fit change their kernels?"""
+    base = dense_base(keras)
+    model = keras.Sequential([keras.Input((4,)), base, keras.layers.Dense(1, name="head")])
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4)).astype("float32"), rng.integers(0, 2, size=(8, 1)).astype("float32")
+    refrozen = refreeze_first_two(base)  # after `base.trainable = True`, which a fresh base already is
+    compile_model(keras, model)
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0)
+    base.trainable = True
+    compile_model(keras, model)
+    kernels = [layer.kernel for layer in refrozen]
+    before = values(kernels)
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0)
+    return changed(before, kernels)
+
+
+def augmented_direct_call(keras) -> bool:
+    """``Input -> RandomFlip -> BatchNormalization -> head`` called as ``model(x)``, without ``training``, as a
+    reader predicts one image: did the BatchNormalization statistics move?"""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.RandomFlip("horizontal", seed=1, name="flip")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(x))
+    statistics = [model.get_layer("bn").moving_mean, model.get_layer("bn").moving_variance]
+    before = values(statistics)
+    model(images()[0])
+    return changed(before, statistics)
+
+
 # Each scenario runs once per process; several checks read its result.
-SCENARIOS = {f.__name__: f for f in (as_written, remedy_as_written, remedy_alone, recompile, training_none)}
+SCENARIOS = {f.__name__: f for f in (as_written, remedy_as_written, remedy_alone, recompile, training_none,
+                                     remedy_own_dropout_as_written, remedy_own_dropout_alone, trainable_again,
+                                     false_then_true, staged_unfreezing, augmented_direct_call)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +316,20 @@ CHECKS = (
           "training_none", "updates.statistics", "training=None: BN statistics moved"),
     Check("none_dropout", "same model: Dropout after the base ran in training mode in fit",
           "training_none", "dropout_after_base", "training=None: Dropout after the base dropped"),
+    Check("remedy_inside_dropout", "remedy + base(x, training=False), base with its own Dropout: that Dropout ran in "
+          "training mode in fit", "remedy_own_dropout_as_written", "dropout_inside_base",
+          "remedy + training=False: Dropout inside the base dropped"),
+    Check("remedy_alone_inside_dropout", "remedy + base(x), base with its own Dropout: that Dropout ran in training "
+          "mode in fit", "remedy_own_dropout_alone", "dropout_inside_base",
+          "remedy + base(x): Dropout inside the base dropped"),
+    Check("trainable_setter", "base.trainable = True on a trainable base whose layers were frozen one by one: "
+          "unfreezes them", "trainable_again", "", "base.trainable = True again: unfroze its layers"),
+    Check("false_then_true", "same base, base.trainable = False then True: unfreezes them", "false_then_true", "",
+          "base.trainable = False, then True: unfroze them"),
+    Check("staged_unfreezing", "unfreeze, refreeze the first layers, fit; base.trainable = True, compile, fit: the "
+          "second fit trained the refrozen layers", "staged_unfreezing", "", "staged unfreezing: trained them"),
+    Check("augmented_call", "Input -> RandomFlip -> BatchNormalization called as model(x), no training argument: "
+          "BN statistics updated", "augmented_direct_call", "", "model(x) after RandomFlip: BN statistics moved"),
 )
 BY_ID = {check.id: check for check in CHECKS}
 # The remedy's outcome where it works: BN statistics and gamma/beta kept, kernels trained.

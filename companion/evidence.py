@@ -226,3 +226,38 @@ def values_to_json(values: dict[str, Any]) -> dict:
 
 def values_from_json(data: dict) -> dict[str, Any]:
     return {key: from_json(item) for key, item in data.items()}
+
+
+# --- The architecture checks (companion.architectures) ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NotApplicable(Fields):
+    """A check, or a part of one, that does not apply here: why (KerasHub needs a newer Keras, a column where the
+    row does not run, a base with no Dropout inside). A table cell says "not applicable"; the reason is for a list."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return "not applicable"
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseOutcome(Fields):
+    """Training a model around a base: the base's BatchNormalization layers (found through its weights), how many
+    of them the remedy froze, how many whose moving statistics moved; whether BN gamma/beta and the base's kernels
+    were updated; whether a Dropout (or stochastic depth) inside the base, and the Dropout after it, ran in training
+    mode (not applicable where there is none)."""
+
+    batch_norm: int
+    frozen: int
+    statistics_moved: int
+    affine_updated: bool
+    kernels_updated: bool
+    dropout_inside: bool | NotApplicable
+    dropout_after: bool | NotApplicable
+
+    def __str__(self) -> str:
+        return (f"BN {self.statistics_moved} of {self.batch_norm} moved ({self.frozen} frozen), gamma/beta "
+                f"{show(self.affine_updated)}, kernels {show(self.kernels_updated)}, Dropout inside "
+                f"{show(self.dropout_inside)}, after {show(self.dropout_after)}")

@@ -170,7 +170,7 @@ def observe_batch_norm(trainable: bool, training: bool | None, seed: int = 0) ->
             variable.assign_sub(0.1 * gradient)
 
     before = batch_norm_values(layer)
-    report = probes.observe(probes.LayerList([layer]), gradient_step)
+    report = probes.observe(models.LayerList([layer]), gradient_step)
     return batch_norm_observation(layer, before, x, outputs[0], report, training)
 
 
@@ -261,26 +261,6 @@ def dropout_after_base_active(base_training: bool | None = False, seed: int = 0)
     return any(not np.allclose(np.asarray(model(x, training=True)), inference) for _ in range(2))
 
 
-def trainable_change_needs_recompile(profile: Profile, seed: int = 0) -> dict[str, bool]:
-    """Freeze a Dense layer *after* ``compile``: does ``fit`` still update it, and after a recompile?"""
-    keras = load_keras()
-    keras.utils.set_random_seed(seed)
-    x = _rng(seed).normal(size=(32, 4)).astype("float32")
-    y = _rng(seed + 1).integers(0, 2, size=(32, 1)).astype("float32")
-    dense = keras.layers.Dense(1, name="dense")
-    model = keras.Sequential([keras.Input((4,)), dense])
-    _binary_compile(model)
-    model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # builds the train function with dense trainable
-    dense.trainable = False
-    without = probes.observe(model, probes.fit(model, x, y, steps=2, batch_size=8))
-    _binary_compile(model)
-    after = probes.observe(model, probes.fit(model, x, y, steps=2, batch_size=8))
-    return {
-        "updated without recompile": bool(without.changed(probes.KERNELS)),
-        "updated after recompile": bool(after.changed(probes.KERNELS)),
-    }
-
-
 # --- The tutorials' architectures ------------------------------------------------------------------------------
 
 # The tutorial whose fine-tuning each architecture's checks follow (fine_tune_at: layers before it stay frozen).
@@ -363,18 +343,6 @@ def probe_fine_tuning(model, base, fine_tune_at: int, freeze_bn: bool, x, y, pro
         head_dropout_training=report.ran_in_training_mode(head_dropout) if head_dropout else None,
         report=report,
     )
-
-
-def trainable_variables_by_fine_tune_at(architecture: str, profile: Profile) -> tuple[list[int], list[int]]:
-    """Trainable variables of the tutorial model for every ``fine_tune_at`` from 0 to the number of layers."""
-    base = architecture_base(architecture, profile, weights="random")
-    model = transfer_model(base, False, dropout=0.2, pool=True)
-    cuts = list(range(len(base.layers) + 1))
-    counts = []
-    for cut in cuts:
-        unfreeze(base, cut)
-        counts.append(len(model.trainable_weights))
-    return cuts, counts
 
 
 def autoscale_dropout_facts(seed: int = 0) -> dict[str, str]:

@@ -3,16 +3,22 @@
 ``_config.yml``'s ``repository.url`` is the one line a fork changes. The launch buttons read it (Jupyter Book); the
 chapters' install cell, the README's clone command and the site address are derived from it here, and
 ``tests/test_home.py`` checks that they agree.
+
+An installed companion has no ``_config.yml`` next to it, so the wheel carries a copy of the home,
+``assets/home.json``: :func:`read` uses the clone's ``_config.yml`` where there is one, else that copy.
+``companion home --apply`` rewrites the copy together with the chapters, and a test fails while the two differ.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from companion import __version__
 
-CONFIG = Path(__file__).resolve().parents[1] / "_config.yml"
+CONFIG = Path(__file__).resolve().parents[1] / "_config.yml"  # there only in a clone
+PACKAGED = Path(__file__).resolve().parent / "assets" / "home.json"
 DISTRIBUTION = "training-vs-trainable"
 
 
@@ -53,8 +59,20 @@ class Home:
         )
 
 
-def read(config: Path = CONFIG) -> Home:
+def read(config: Path | None = None) -> Home:
+    """The home ``config`` (default: the clone's ``_config.yml``) names; without a clone, the packaged copy."""
+    if config is None and not CONFIG.is_file():
+        return Home(**json.loads(PACKAGED.read_text()))
     import yaml
 
-    repository = yaml.safe_load(config.read_text())["repository"]
+    repository = yaml.safe_load((CONFIG if config is None else config).read_text())["repository"]
     return Home(repository["url"], repository["branch"])
+
+
+def write_packaged(home: Home, path: Path = PACKAGED) -> bool:
+    """Make the packaged copy hold ``home``; whether it changed."""
+    text = json.dumps(dataclasses.asdict(home), indent=1) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True

@@ -24,7 +24,7 @@ class AutoScaleDropout(keras.layers.Dropout):
     - ``training=False`` (or ``None``, Keras' inference default): returns the inputs unchanged.
 
     ``scale`` starts at ``1/(1-rate)`` (plain inverted dropout) and is the layer's one trainable weight.
-    Being a ``Dropout`` subclass, it is seen by :class:`companion.probes.ModeRecorder`.
+    Being a ``Dropout`` subclass, it is seen by :class:`companion.modes.ModeRecorder`.
     """
 
     def build(self, input_shape):

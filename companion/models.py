@@ -9,23 +9,58 @@ under whichever Keras this process has (:func:`companion.variants.load_keras`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
 
-from companion import recipes
+from companion import decisive, recipes
 from companion.recipes import Recipe
 from companion.variants import load_keras
 
 # --- Walking a model's layers ------------------------------------------------------------------------------------
 
 
-def iter_layers(layer) -> Iterable:
-    """Every leaf layer inside ``layer`` (recursing into nested models), in order."""
-    children = getattr(layer, "layers", None)
-    if children is None:
-        yield layer
-        return
-    for child in children:
-        yield from iter_layers(child)
+@dataclasses.dataclass
+class LayerList:
+    """Lets a probe walk loose layers as if they were a model."""
+
+    layers: list
+
+
+def children(layer) -> list:
+    """The layers directly inside ``layer``: a model's layers and the sublayers a custom layer holds as attributes.
+
+    Keras 3 and tf_keras both track them in ``_flatten_layers``; a :class:`LayerList` has only ``layers``.
+    """
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=False, recursive=False))
+    return list(getattr(layer, "layers", []))
+
+
+def walk_layers(root) -> list[tuple[str, object]]:
+    """Every layer reachable from ``root`` (not ``root`` itself), depth first, each once, with its path.
+
+    The path joins the names from ``root`` down (``"block/bn"``); a layer shared between sub-models keeps the
+    path where the walk meets it first.
+    """
+    result: list[tuple[str, object]] = []
+    seen: set[int] = set()
+
+    def visit(layer, prefix: str) -> None:
+        for child in children(layer):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            path = f"{prefix}{child.name}"
+            result.append((path, child))
+            visit(child, path + "/")
+
+    visit(root, "")
+    return result
+
+
+def iter_layers(layer) -> list:
+    """Every layer inside ``layer`` (not ``layer`` itself) at any depth, each once (:func:`walk_layers`): the layers
+    the remedy (:func:`companion.decisive.freeze_batch_norm`) reaches too."""
+    return [child for _, child in walk_layers(layer)]
 
 
 def is_batch_norm(layer) -> bool:
@@ -37,7 +72,7 @@ def is_dropout(layer) -> bool:
 
 
 def batch_norm_layers(model) -> list:
-    """Every BatchNormalization layer of ``model``, nested models included, in order."""
+    """Every BatchNormalization layer inside ``model``, at any depth."""
     return [layer for layer in iter_layers(model) if is_batch_norm(layer)]
 
 
@@ -51,12 +86,33 @@ def unfreeze(base, fine_tune_at: int) -> None:
         layer.trainable = False
 
 
-def freeze_batch_norm(model) -> int:
-    """The remedy: set ``trainable = False`` on every BatchNormalization layer; returns how many."""
-    layers = batch_norm_layers(model)
-    for layer in layers:
-        layer.trainable = False
-    return len(layers)
+class UnreachableBatchNormError(ValueError):
+    """A model holds BatchNormalization statistics that the remedy did not reach and freeze."""
+
+
+# The names Keras gives a BatchNormalization layer's moving statistics (tf-keras adds a scope and ":0").
+STATISTICS = ("moving_mean", "moving_variance")
+
+
+def _variable_name(variable) -> str:
+    return getattr(variable, "path", variable.name).split(":")[0]
+
+
+def freeze_batch_norm(model) -> list:
+    """The remedy (:func:`companion.decisive.freeze_batch_norm`) applied to ``model``: returns the layers it froze.
+
+    Raises :class:`UnreachableBatchNormError` when ``model`` holds moving statistics that no frozen layer owns
+    (e.g. a hand-written normalization layer that is not a ``BatchNormalization``): they would move during ``fit``.
+    """
+    frozen = decisive.freeze_batch_norm(load_keras(), model)
+    kept = {id(v) for layer in frozen if not layer.trainable for v in (layer.moving_mean, layer.moving_variance)}
+    missed = [_variable_name(v) for v in model.weights
+              if _variable_name(v).split("/")[-1] in STATISTICS and id(v) not in kept]
+    if missed:
+        raise UnreachableBatchNormError(
+            f"{model.name}: the remedy did not reach and freeze {len(missed)} BatchNormalization statistics "
+            f"({', '.join(missed)}); set trainable = False on the layers that own them before fine-tuning")
+    return frozen
 
 
 def prepare_fine_tuning(recipe: Recipe, base) -> None:

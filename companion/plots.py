@@ -1,14 +1,19 @@
 """Figures of the book. Each function takes measured results and returns a matplotlib Figure.
 
 Every figure uses the book's style (``assets/book.mplstyle``): no wider than the text column, text readable at
-that width, one legend per figure naming every series, integer epochs, and zero values drawn and labelled.
+that width, one legend per figure naming every series, integer epochs, and zero values drawn and labelled. The
+style applies inside each function (:func:`styled`) and nowhere else: importing this module changes no setting of
+matplotlib's.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -16,12 +21,30 @@ from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 STYLE = Path(__file__).parent / "assets" / "book.mplstyle"
-plt.style.use(STYLE)
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-WIDTH = plt.rcParams["figure.figsize"][0]
+_STYLE_SETTINGS = matplotlib.rc_params_from_file(STYLE, fail_on_error=True, use_default_template=True)
+COLORS = _STYLE_SETTINGS["axes.prop_cycle"].by_key()["color"]
+WIDTH = _STYLE_SETTINGS["figure.figsize"][0]
 # PNG text chunk that records a figure's smallest text, in pixels of the PNG: the browser test scales it by the
 # width the page shows the image at, to check that every figure's text stays readable.
 SMALLEST_FONT_KEY = "Smallest-font-px"
+
+
+def styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """``draw`` (a function that returns a Figure) made to draw in the book's style, leaving matplotlib's settings
+    as they were.
+
+    The figure is laid out once inside the style, because matplotlib creates tick labels only when a figure is
+    first drawn and sizes them from the settings of that moment, which would be the caller's.
+    """
+
+    @functools.wraps(draw)
+    def in_style(*args, **kwargs) -> Figure:
+        with plt.style.context(STYLE):
+            fig = draw(*args, **kwargs)
+            fig.draw_without_rendering()
+        return fig
+
+    return in_style
 
 
 def smallest_font_px(fig: Figure) -> float:
@@ -60,6 +83,7 @@ def _label_bars(ax, bars, values, fmt="{:g}") -> None:
                     textcoords="offset points", ha="center", va="bottom", fontsize=9)
 
 
+@styled
 def trainable_weights_curve(cut_points: list[int], counts: list[int], marks: dict[str, int], title: str):
     """Trainable variables of the tutorial model as ``layers[:fine_tune_at]`` of the base are refrozen."""
     fig, ax = plt.subplots()
@@ -71,6 +95,7 @@ def trainable_weights_curve(cut_points: list[int], counts: list[int], marks: dic
     return fig
 
 
+@styled
 def dropout_outputs(observations: dict):
     """What a Dropout layer made of inputs of ones: the fraction of each output value, one panel per setting."""
     fig, axes = plt.subplots(1, len(observations), figsize=(WIDTH, 2.8), sharey=True)
@@ -86,6 +111,7 @@ def dropout_outputs(observations: dict):
     return fig
 
 
+@styled
 def batch_norm_outputs(inputs: np.ndarray, outputs: dict[str, np.ndarray]):
     """Distributions of a BatchNormalization layer's inputs and outputs under each setting."""
     fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
@@ -99,6 +125,7 @@ def batch_norm_outputs(inputs: np.ndarray, outputs: dict[str, np.ndarray]):
     return fig
 
 
+@styled
 def bn_drift(drifts: dict[str, list[float]], layer_names: list[str], title: str):
     """Per BatchNormalization layer, how far its moving mean moved: one panel per way of fine-tuning.
 
@@ -118,18 +145,7 @@ def bn_drift(drifts: dict[str, list[float]], layer_names: list[str], title: str)
     return fig
 
 
-def drift_by_epoch(results: dict, title: str):
-    """For each way of fine-tuning, the largest moving-mean change of any BN layer after each epoch."""
-    fig, ax = plt.subplots()
-    for color, (variant, tuned) in zip(COLORS, results.items()):
-        ax.plot(tuned.history.epochs, [max(epoch, default=0.0) for epoch in tuned.bn_mean_drift], marker="o",
-                color=color, label=variant)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel="largest |change| of a moving mean", title=title)
-    _legend_below(fig, ax)
-    return fig
-
-
+@styled
 def matrix_counts(counts: dict[str, dict[str, int]], title: str, ylabel: str):
     """Grouped bars: for each check, a count per Keras variant, each bar labelled with its value (zeros too)."""
     checks = list(next(iter(counts.values())))
@@ -146,6 +162,7 @@ def matrix_counts(counts: dict[str, dict[str, int]], title: str, ylabel: str):
     return fig
 
 
+@styled
 def verdict_tally(counts: dict, order: tuple[str, ...], title: str):
     """Stacked horizontal bars: per source, how many claims hold, fail, or depend on the version."""
     sources = [s for s in counts if sum(counts[s].values())]
@@ -162,6 +179,7 @@ def verdict_tally(counts: dict, order: tuple[str, ...], title: str):
     return fig
 
 
+@styled
 def accuracy_bars(accuracies: dict[str, float], title: str, chance: float = 0.5):
     """Horizontal bars of validation accuracies, with the chance level marked."""
     fig, ax = plt.subplots(figsize=(WIDTH, 0.5 * len(accuracies) + 1.6))
@@ -177,6 +195,7 @@ def accuracy_bars(accuracies: dict[str, float], title: str, chance: float = 0.5)
     return fig
 
 
+@styled
 def training_curves(results: dict, title: str, metric: str = "accuracy"):
     """Training and validation ``metric`` per epoch of :class:`companion.results.RunResult` values, one panel each:
     phase 1 once, then one line per way of fine-tuning, with the start of fine-tuning marked."""
@@ -202,6 +221,7 @@ def training_curves(results: dict, title: str, metric: str = "accuracy"):
     return fig
 
 
+@styled
 def fine_tuning_progress(results: dict, title: str):
     """Validation accuracy during fine-tuning, after the first few batches and after each epoch, per way of
     fine-tuning (``results``: way -> FineTuneResult). The x axis counts epochs of fine-tuning (0.1 = a tenth)."""
@@ -215,6 +235,7 @@ def fine_tuning_progress(results: dict, title: str):
     return fig
 
 
+@styled
 def experiment(exp, title: str):
     """The Keras-variant experiment: one panel per variant, validation accuracy during fine-tuning as written and
     with the remedy, a thin line per seed and a thick line for their mean."""

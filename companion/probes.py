@@ -9,9 +9,10 @@ steps, a ``train_on_batch``), and reports
 - which ``training`` value each Dropout and BatchNormalization layer's ``call`` received, i.e. whether it
   ran in training mode.
 
-The mechanism is shared with :mod:`companion.report`: :func:`walk_layers` reaches every layer of a model (nested
-models, layers held as attributes of custom layers, each shared layer once) and :class:`ModeRecorder` wraps the
-``call`` of the layers it selects to record the ``training`` value each receives.
+The mechanism is shared with :mod:`companion.report`: :func:`companion.models.walk_layers` reaches every layer of a
+model (nested models, layers held as attributes of custom layers, each shared layer once) and
+:class:`companion.modes.ModeRecorder` wraps the ``call`` of the layers it selects to record the ``training`` value
+each receives.
 
 Every fact table in the book is computed from these reports. The probe works with Keras 3 and ``tf_keras``.
 """
@@ -21,15 +22,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import functools
-import inspect
 import math
 from typing import Callable, Iterator
 
 import numpy as np
 
-# `iter_layers` is re-exported: the runs and the facts walk a model's layers through `probes.iter_layers`.
-from companion.models import is_batch_norm, is_dropout, iter_layers  # noqa: F401
+from companion.models import children, is_batch_norm, walk_layers
+from companion.modes import STEP_FUNCTIONS, ModeRecorder, is_batch_norm_or_dropout, layer_kind, steps_set_aside, \
+    traced_step_trains_other_variables
 from companion.variants import load_keras
 
 KERNELS = "kernels and biases"
@@ -37,61 +37,6 @@ BN_AFFINE = "BN gamma/beta"
 BN_MOVING = "BN moving statistics"
 OTHER_STATE = "other non-trainable state"
 KINDS = (KERNELS, BN_AFFINE, BN_MOVING, OTHER_STATE)
-
-
-@dataclasses.dataclass
-class LayerList:
-    """Lets a probe walk loose layers as if they were a model."""
-
-    layers: list
-
-
-# --- Walking every layer ----------------------------------------------------------------------------------------
-
-
-def _children(layer) -> list:
-    """The layers directly inside ``layer``: a model's layers and the sublayers a custom layer holds as attributes.
-
-    Keras 3 and tf_keras both track them in ``_flatten_layers``; a :class:`LayerList` has only ``layers``.
-    """
-    flatten = getattr(layer, "_flatten_layers", None)
-    if flatten is not None:
-        return list(flatten(include_self=False, recursive=False))
-    return list(getattr(layer, "layers", []))
-
-
-def walk_layers(root) -> list[tuple[str, object]]:
-    """Every layer reachable from ``root`` (not ``root`` itself), depth first, each once, with its path.
-
-    The path joins the names from ``root`` down (``"block/bn"``); a layer shared between sub-models keeps the
-    path where the walk meets it first.
-    """
-    result: list[tuple[str, object]] = []
-    seen: set[int] = set()
-
-    def visit(layer, prefix: str) -> None:
-        for child in _children(layer):
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            path = f"{prefix}{child.name}"
-            result.append((path, child))
-            visit(child, path + "/")
-
-    visit(root, "")
-    return result
-
-
-def takes_training_argument(layer) -> bool:
-    """Whether ``layer``'s ``call`` has a ``training`` parameter (Keras then passes it the mode)."""
-    try:
-        return "training" in inspect.signature(type(layer).call).parameters
-    except (AttributeError, TypeError, ValueError):
-        return False
-
-
-def is_batch_norm_or_dropout(layer) -> bool:
-    return is_batch_norm(layer) or is_dropout(layer)
 
 
 # --- Variables and their changes --------------------------------------------------------------------------------
@@ -148,7 +93,7 @@ def _own_variables(layer) -> list:
 
     ``variables`` (not ``weights``) because it also holds Keras 3 random-seed state.
     """
-    inner = {id(v) for child in _children(layer) for v in child.variables}
+    inner = {id(v) for child in children(layer) for v in child.variables}
     return [v for v in layer.variables if id(v) not in inner]
 
 
@@ -279,6 +224,9 @@ class ProbeReport(VariableChanges):
     variables: list[VariableChange]
     modes: dict[str, tuple]  # layer name -> distinct `training` values its call received, in order
     layer_kinds: dict[str, str]  # layer name -> "Dropout" or "BatchNormalization" (else the class name)
+    # The block could run a step function traced before it (kept because `trainable` flags changed since compile,
+    # see `watching`): the layers it calls then record nothing, so an empty `modes` entry is "not seen".
+    traced_before: bool = False
 
     def ran_in_training_mode(self, layer: str) -> bool | None:
         """True if the layer's call received ``training=True`` (None if it was never called)."""
@@ -291,110 +239,9 @@ class ProbeReport(VariableChanges):
             rows.append((kind, f"{c} of {t} changed" + (f" ({bad} hold NaN or Inf)" if bad else "")))
         for layer, kind in self.layer_kinds.items():
             values = self.modes.get(layer, ())
-            rows.append((f"{kind} {layer!r} received training=", ", ".join(map(str, values)) or "(not called)"))
+            unseen = "(not seen: a step traced before ran)" if self.traced_before else "(not called)"
+            rows.append((f"{kind} {layer!r} received training=", ", ".join(map(str, values)) or unseen))
         return rows
-
-
-# --- Recording the `training` argument --------------------------------------------------------------------------
-
-_MISSING = object()
-
-
-@contextlib.contextmanager
-def replaced_attribute(obj, name: str, value) -> Iterator[None]:
-    """Set ``obj.name = value`` on the instance for the ``with`` block, then put back exactly what was there:
-    the instance's own attribute if it had one, else nothing (the class attribute shows through again)."""
-    own = vars(obj).get(name, _MISSING)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        if own is _MISSING:
-            delattr(obj, name)
-        else:
-            setattr(obj, name, own)
-
-
-class ModeRecorder:
-    """Records the ``training`` argument that layers' ``call`` receives, inside a ``with`` block.
-
-    It wraps the ``call`` of every layer reachable from ``model`` (see :func:`walk_layers`) that ``select``
-    accepts, by default every layer whose ``call`` takes a ``training`` argument, and unwraps them on exit.
-    Inside ``fit`` a value is recorded when Keras traces the step function, which is when the mode is decided;
-    a step function traced before the block records nothing (:mod:`companion.report` retraces for that).
-    While ``active`` is False calls are not recorded (see :meth:`recording`).
-
-    ``modes`` maps each layer's name to the distinct values it received, in order; ``values`` maps its path.
-    """
-
-    def __init__(self, model, select: Callable[[object], bool] = takes_training_argument, active: bool = True):
-        self.entries = [(path, layer) for path, layer in walk_layers(model) if select(layer)]
-        self.layers = [layer for _, layer in self.entries]
-        self.values: dict[str, list] = {path: [] for path, _ in self.entries}
-        self.modes: dict[str, list] = {layer.name: self.values[path] for path, layer in self.entries}
-        self.active = active
-        self._stack: contextlib.ExitStack | None = None
-
-    def __enter__(self):
-        with contextlib.ExitStack() as stack:
-            for path, layer in self.entries:
-                stack.enter_context(replaced_attribute(layer, "call", self._wrap(layer.call, self.values[path])))
-            self._stack = stack.pop_all()
-        return self
-
-    def __exit__(self, *exc):
-        self._stack.close()
-        self._stack = None
-        return False
-
-    @contextlib.contextmanager
-    def recording(self) -> Iterator[None]:
-        """Record only inside this block (e.g. only inside ``train_step``, not during Keras' symbolic build)."""
-        before, self.active = self.active, True
-        try:
-            yield
-        finally:
-            self.active = before
-
-    def _wrap(self, original, record: list):
-        signature = inspect.signature(original)
-        parameter = signature.parameters.get("training")
-        default = None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
-
-        @functools.wraps(original)
-        def call(*args, **kwargs):
-            if self.active:
-                value = _training_flag(_bound_training(signature, default, args, kwargs))
-                if value not in record:
-                    record.append(value)
-            return original(*args, **kwargs)
-
-        return call
-
-
-def _bound_training(signature: inspect.Signature, default, args, kwargs):
-    """The ``training`` value a call received, by keyword or by position (its default if not passed)."""
-    if "training" in kwargs:
-        return kwargs["training"]
-    try:
-        return signature.bind_partial(*args, **kwargs).arguments.get("training", default)
-    except TypeError:
-        return default
-
-
-def _training_flag(training):
-    if training is None or isinstance(training, bool):
-        return training
-    try:
-        return bool(np.asarray(training))
-    except Exception:  # a symbolic tensor: the mode is only known at run time
-        return "symbolic"
-
-
-def layer_kind(layer) -> str:
-    if is_batch_norm(layer):
-        return "BatchNormalization"
-    return "Dropout" if is_dropout(layer) else type(layer).__name__
 
 
 class Watched:
@@ -414,16 +261,26 @@ def watching(model, select: Callable[[object], bool] = is_batch_norm_or_dropout)
     The block is the reader's own code; the measuring stays outside it. The modes are those of the layers
     ``select`` accepts: by default Dropout and BatchNormalization (:func:`takes_training_argument` selects every
     layer that receives the mode).
+
+    Keras decides the modes when it traces a step function, so a second ``fit`` without recompiling would call
+    the layers through the step traced by the first, unseen. The model's traced steps are therefore set aside for
+    the block (:func:`steps_set_aside`): the block traces its own, which trains what the old one trained as long
+    as no ``trainable`` flag changed since the old one was traced. If one did, the old step (which still trains
+    the old flags' variables) is kept, as the reader's code would run it, and the report says that modes may be
+    unseen (``traced_before``).
     """
     tracked = tracked_variables(model)
     before = snapshot(tracked)
     watched = Watched()
-    with ModeRecorder(model, select) as recorder:
+    keep = traced_step_trains_other_variables(model)
+    traced_before = keep and any(getattr(model, name, None) is not None for name in STEP_FUNCTIONS)
+    with ModeRecorder(model, select) as recorder, steps_set_aside(model, () if keep else STEP_FUNCTIONS):
         yield watched
     watched.report = ProbeReport(
         variables=measure_changes(tracked, before),
         modes={name: tuple(values) for name, values in recorder.modes.items()},
         layer_kinds={layer.name: layer_kind(layer) for layer in recorder.layers},
+        traced_before=traced_before,
     )
 
 

@@ -6,8 +6,14 @@
 - ``offline``: what ``make book`` runs on a CPU without internet: every recipe at its own architecture and input
   size on all the shared images, with the packaged bases. Each recipe keeps its own epochs where they fit the
   budget; where they do not, the profile says which epochs it uses instead, and why (:meth:`Profile.epochs_for`).
+- ``gpu``: the packaged bases on all the shared images at each tutorial's own epochs, and the experiment at five
+  seeds under every Keras variant for both recipes: for one GPU without internet (no ImageNet download, no TFDS).
 - ``full``: each tutorial's own data, input size, epochs and Keras' ImageNet weights (internet, or cached data and
   weights; meant for a GPU).
+
+Each profile also says how large the experiment of the Keras 3 chapter is (:class:`ExperimentPlan`): per recipe,
+which Keras variants, how many seeds, how many fine-tuning batches and validation images, and which shorter
+phase 1 it is repeated from.
 
 A chapter's ``profile`` parameter chooses; the environment variable ``COMPANION_PROFILE`` overrides it.
 """
@@ -31,6 +37,24 @@ class Epochs:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExperimentPlan:
+    """How large the paired experiment (:mod:`companion.experiment`) is for one recipe under a profile."""
+
+    recipe: str
+    variants: tuple[str, ...]  # Keras variants (companion.variants), each in its own process
+    seeds: tuple[int, ...]  # one pair of runs (as written, remedy) per seed, on the same batches
+    batches: int | None  # fine-tuning batches per run; None: one epoch of the training images
+    validation_images: int | None  # validation (and test) images each accuracy is measured on; None: all
+    early_batches: tuple[int, ...]  # accuracy is also measured after these many batches
+    phase1_epochs: tuple[int, ...]  # shorter phase 1s the experiment is repeated from, under the first variant
+    why: str  # why these sizes: the page shows it
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ExperimentPlan:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -46,9 +70,8 @@ class Profile:
     epochs: tuple[tuple[str, Epochs], ...]  # (recipe name or "*", epochs): where a recipe does not run its own
     # Validation accuracy is also measured after these many batches of the first fine-tuning epoch.
     early_batches: tuple[int, ...]
-    # The Keras-variant experiment: fine-tuning runs per variant, each from the same phase-1 weights.
-    experiment_seeds: tuple[int, ...]
-    experiment_fine_tuning_epochs: int | None  # None: the recipe's (or the profile's) fine-tuning epochs
+    # The paired experiment under each Keras variant, per recipe, each pair from the same phase-1 weights.
+    experiments: tuple[ExperimentPlan, ...]
     # The project's accuracy targets under this profile: (recipe name, stage, validation accuracy at least), where
     # stage is "phase 1" or "fine-tuned with the remedy".
     targets: tuple[tuple[str, str, float], ...] = ()
@@ -62,6 +85,7 @@ class Profile:
         raw = json.loads(text)
         raw["epochs"] = tuple((name, Epochs(**epochs)) for name, epochs in raw["epochs"])
         raw["targets"] = tuple(tuple(target) for target in raw["targets"])
+        raw["experiments"] = tuple(ExperimentPlan.from_dict(plan) for plan in raw["experiments"])
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
     def image_size(self, architecture: str) -> int:
@@ -71,6 +95,14 @@ class Profile:
         """The epochs ``recipe`` runs with under this profile, or None when it runs its own."""
         chosen = dict(self.epochs)
         return chosen.get(recipe.name, chosen.get("*"))
+
+    def experiment_for(self, recipe) -> ExperimentPlan:
+        """The experiment's plan for ``recipe`` under this profile."""
+        for plan in self.experiments:
+            if plan.recipe == recipe.name:
+                return plan
+        planned = ", ".join(plan.recipe for plan in self.experiments) or "none"
+        raise ValueError(f"the profile {self.name!r} plans no experiment for {recipe.name!r}; it plans: {planned}")
 
 
 SMOKE = Profile(
@@ -86,8 +118,12 @@ SMOKE = Profile(
     recipe_data=False,
     epochs=(("*", Epochs(3, 1, "the smoke profile checks that every code path runs, not accuracy")),),
     early_batches=(2, 4),
-    experiment_seeds=(0,),
-    experiment_fine_tuning_epochs=1,
+    experiments=(
+        ExperimentPlan("MobileNetV2 2020", ("keras", "keras-nightly", "tf-keras"), (0, 1), 4, 64, (2,), (1,),
+                       "the smoke profile checks that every code path runs, not accuracy"),
+        ExperimentPlan("Xception 2020", ("keras",), (0, 1), 3, 64, (2,), (),
+                       "the smoke profile checks that every code path runs, not accuracy"),
+    ),
 )
 OFFLINE = dataclasses.replace(
     SMOKE,
@@ -105,8 +141,17 @@ OFFLINE = dataclasses.replace(
                             "first epoch (the full profile runs all 10)")),
     ),
     early_batches=(2, 10, 20, 40),
-    experiment_seeds=(0, 1),
-    experiment_fine_tuning_epochs=1,
+    experiments=(
+        # About 40 s a run on 2 CPU cores (25 batches of 32 at ~40 images/s, five accuracies of 400 images at
+        # ~200 images/s): 18 runs from the 10-epoch phase 1, 6 from a 2-epoch one.
+        ExperimentPlan("MobileNetV2 2020", ("keras", "keras-nightly", "tf-keras"), (0, 1, 2), 25, 400, (2, 10),
+                       (2,), "three seeds, the first 25 fine-tuning batches and 400 validation images per run keep "
+                             "the experiment within the offline build's budget of 40 minutes on 2 CPU cores"),
+        # About 45 s a run (8 batches of 32 at ~11 images/s, five accuracies of 160 images at ~40 images/s).
+        ExperimentPlan("Xception 2020", ("keras",), (0, 1, 2), 8, 160, (2,), (),
+                       "fine-tuning all of Xception runs at ~11 images/s on 2 CPU cores: three seeds of 8 batches, "
+                       "160 validation images, under the pinned Keras only"),
+    ),
     targets=(("MobileNetV2 2019", "phase 1", 0.95), ("MobileNetV2 2019", "fine-tuned with the remedy", 0.96),
              ("MobileNetV2 2020", "phase 1", 0.95), ("MobileNetV2 2020", "fine-tuned with the remedy", 0.96),
              ("Xception 2020", "phase 1", 0.96)),
@@ -123,10 +168,20 @@ FULL = Profile(
     recipe_data=True,
     epochs=(),
     early_batches=(2, 10, 20, 40),
-    experiment_seeds=(0, 1, 2),
-    experiment_fine_tuning_epochs=None,
+    experiments=tuple(
+        ExperimentPlan(recipe, ("keras", "keras-nightly", "tf-keras"), (0, 1, 2, 3, 4), None, None, (2, 10, 20, 40),
+                       (2,), "five seeds, one epoch of fine-tuning per run, every variant")
+        for recipe in ("MobileNetV2 2020", "Xception 2020")),
 )
-PROFILES = {p.name: p for p in (SMOKE, OFFLINE, FULL)}
+GPU = dataclasses.replace(
+    FULL,
+    name="gpu",
+    description="one GPU without internet: packaged pretrained bases on all the shared images at each tutorial's "
+                "own epochs; the experiment at five seeds under every variant for both recipes",
+    weights="packaged",
+    recipe_data=False,
+)
+PROFILES = {p.name: p for p in (SMOKE, OFFLINE, FULL, GPU)}
 
 
 class UnknownProfileError(ValueError):

@@ -7,6 +7,10 @@ release is installed with ``pip install --no-deps --target`` into its own folder
 that release (``python -m companion.decisive``). A release that does not import or run gets a column that says so,
 with the error's first line; the other columns are computed all the same.
 
+The architecture checks (:mod:`companion.architectures`) take about a minute per column: they run (``python -m
+companion.architectures``, which prints the decisive checks' values too) under the pinned release on TensorFlow and
+JAX, ``keras-nightly`` and ``tf-keras``; elsewhere their cells are :class:`companion.evidence.NotApplicable`.
+
 A column is kept in the cache folder (:mod:`companion.cache`) under its release, its backend and the fingerprint of
 the checks' code (:func:`companion.decisive.fingerprint`): editing anything else in the companion does not
 recompute it, editing a check does.
@@ -25,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from companion import cache, decisive, evidence, variants
+from companion import architectures, cache, decisive, evidence, variants
 from companion.tables import FactTable
 
 PINNED = importlib.metadata.version("keras")
@@ -80,8 +84,20 @@ class Release:
         return f"{self.package} {self.version}" + (" (JAX)" if self.backend == "jax" else "")
 
     @property
+    def short_label(self) -> str:
+        """The column's label in a figure: "3.15.1", "nightly", "tf-keras", "3.15.1 JAX"."""
+        name = self.version if self.package == "keras" else self.package.replace("keras-", "")
+        return name + (" JAX" if self.backend == "jax" else "")
+
+    @property
     def key(self) -> str:
         return f"{self.package}-{self.version}-{self.backend}"
+
+    @property
+    def architectures(self) -> bool:
+        """Its column runs the architecture checks: the pinned release (on every backend), keras-nightly and
+        tf-keras on TensorFlow."""
+        return self.pinned or (self.package != "keras" and self.backend == "tensorflow")
 
 
 def _variant_release(name: str, backend: str = "tensorflow") -> Release:
@@ -172,26 +188,32 @@ class Column:
                    data["seconds"], kept=True)
 
 
-def _last_error_line(stderr: str) -> str:
+def last_error_line(stderr: str) -> str:
     """The exception line of a traceback (the last line that names an error), else the last line."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     named = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", line)]
     return (named or lines or ["the child process printed nothing"])[-1]
 
 
+NOT_RUN = "the architecture checks run under the pinned release (TensorFlow, JAX), keras-nightly and tf-keras"
+
+
 def run_column(release: Release, timeout: float = 600) -> Column:
     """Compute one column in a child process that imports the release; never raises for a release that fails."""
     start = time.perf_counter()
+    module = "companion.architectures" if release.architectures else "companion.decisive"
     try:
         env = environment(release)
-        done = subprocess.run([sys.executable, "-m", "companion.decisive"], env=env, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", module], env=env, capture_output=True, text=True,
                               timeout=timeout)
         lines = done.stdout.strip().splitlines()
-        result = json.loads(lines[-1]) if done.returncode == 0 and lines else {"error": _last_error_line(done.stderr)}
+        result = json.loads(lines[-1]) if done.returncode == 0 and lines else {"error": last_error_line(done.stderr)}
     except (variants.VariantNotInstalledError, subprocess.TimeoutExpired, ValueError) as error:
         result = {"error": evidence.first_line(error)}
     seconds = time.perf_counter() - start
     values = evidence.values_from_json(result.get("values", {}))
+    if values and not release.architectures:
+        values.update(architectures.not_run(NOT_RUN))
     return Column(release, result.get("versions", {}), values, result.get("error"), seconds)
 
 
@@ -221,9 +243,12 @@ def _backend_version(backend: str) -> str:
 
 
 def kept_folder(release: Release) -> ChecksFolder:
-    return ChecksFolder(cache.cache_dir() / "releases" / release.key,
-                        {"release": release.key, "backend": _backend_version(release.backend),
-                         "python": sys.version.split()[0]})
+    """The release's cache folder; a column that runs the architecture checks is valid for their code (and the
+    KerasHub installed) too."""
+    key = {"release": release.key, "backend": _backend_version(release.backend), "python": sys.version.split()[0]}
+    if release.architectures:
+        key["architectures"] = f"{architectures.fingerprint()} {architectures.models.keras_hub_version()}"
+    return ChecksFolder(cache.cache_dir() / "releases" / release.key, key)
 
 
 def column(release: Release) -> Column:
@@ -242,6 +267,10 @@ def column(release: Release) -> Column:
 # --- The matrix ---------------------------------------------------------------------------------------------------
 
 
+# The matrix's rows: the decisive checks, then the architecture checks.
+ALL_CHECKS = (*decisive.CHECKS, *architectures.CHECKS)
+
+
 @dataclasses.dataclass
 class ReleaseMatrix:
     columns: list[Column]
@@ -258,12 +287,12 @@ class ReleaseMatrix:
         header = ["check", *(c.release.label for c in self.columns)]
         rows = [["ran", *("yes" if c.ran else c.error for c in self.columns)]]
         rows += [[check.question, *(evidence.show(c.values[check.id]) if c.ran else "-" for c in self.columns)]
-                 for check in decisive.CHECKS]
+                 for check in ALL_CHECKS]
         return FactTable(header, rows)
 
     def errors(self) -> list[tuple[str, str, str]]:
         """(column, check, the error's first line) for every check that raised where its release ran."""
-        return [(c.release.label, check.id, failed.error) for c in self.columns if c.ran for check in decisive.CHECKS
+        return [(c.release.label, check.id, failed.error) for c in self.columns if c.ran for check in ALL_CHECKS
                 for failed in _failures(c.values[check.id])]
 
     def where(self, package: str | None = None, backend: str | None = None, **expected) -> list[Column]:
@@ -348,18 +377,12 @@ def answers(check: decisive.Check, value) -> list:
             for name in _fields(check)]
 
 
-def short_label(release: Release) -> str:
-    name = release.version if release.package == "keras" else release.package.replace("keras-", "")
-    return name + (" JAX" if release.backend == "jax" else "")
-
-
 def grid(matrix: ReleaseMatrix, title: str):
     """One row per yes/no answer of a decisive check, one column per release; every cell says yes, no, "err" (the step
     raised an error instead of answering: see :meth:`ReleaseMatrix.errors`) or "-" (the release did not run)."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from companion import plots  # the book's style
+    from companion import architectures_grid, plots
 
     labels = [label for check in decisive.CHECKS for label in row_labels(check)]
     cells = np.full((len(labels), len(matrix.columns)), "-", dtype=object)
@@ -368,24 +391,7 @@ def grid(matrix: ReleaseMatrix, title: str):
             answered = [a for check in decisive.CHECKS for a in answers(check, c.values[check.id])]
             cells[:, j] = [evidence.show(a) if isinstance(a, bool) else "err" for a in answered]
     shade = np.vectorize(lambda text: {"yes": 1.0, "no": 0.0}.get(text, np.nan))(cells).astype(float)
-    fig, ax = plt.subplots(figsize=(plots.WIDTH, 0.27 * len(labels) + 1.5))
-    colours = plt.matplotlib.colors.ListedColormap(["#eeeeee", plots.COLORS[0]]).with_extremes(bad="white")
-    ax.imshow(shade, cmap=colours, vmin=0, vmax=1, aspect="auto")
-    for (i, j), text in np.ndenumerate(cells):
-        ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if text == "yes" else "black")
-    ax.set_xticks(range(len(matrix.columns)), [short_label(c.release) for c in matrix.columns], rotation=90,
-                  fontsize=7.5)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7.5)
-    ax.tick_params(length=0, top=True, labeltop=True, bottom=False, labelbottom=False)
-    ax.grid(False)
-    ax.set_xticks(np.arange(len(matrix.columns) + 1) - 0.5, minor=True)
-    ax.set_yticks(np.arange(len(labels) + 1) - 0.5, minor=True)
-    ax.tick_params(which="minor", length=0)
-    ax.grid(which="minor", color="white", linewidth=1)
     # Thicker lines between the numbered releases, the side variants and the JAX columns.
     groups = [(_numbered(c.release), c.release.backend) for c in matrix.columns]
-    for j in range(1, len(groups)):
-        if groups[j] != groups[j - 1]:
-            ax.axvline(j - 0.5, color="white", linewidth=4)
-    fig.suptitle(title)
-    return fig
+    return architectures_grid.draw_cells(cells, shade, labels, [c.release.short_label for c in matrix.columns],
+                                         groups, title, ("#eeeeee", plots.COLORS[0]))

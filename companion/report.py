@@ -24,7 +24,7 @@ import dataclasses
 import math
 from typing import Iterator
 
-from companion import probes
+from companion import modes, probes
 from companion.tables import FactTable
 from companion.variants import current_name, load_keras
 
@@ -157,24 +157,16 @@ def _yes_no(value: bool) -> str:
 
 # --- Running the step --------------------------------------------------------------------------------------------
 
-# Keras 3 keeps the traced step in `train_function`; tf_keras also in `train_tf_function`.
-_STEP_FUNCTIONS = ("train_function", "train_tf_function")
-# Both keep the `trainable` flags of compile time here; Keras 3's fit overwrites it when it warns that they changed.
-_COMPILED_STATE = "_compiled_trainable_state"
-
-
 @contextlib.contextmanager
-def fresh_train_function(model, recorder: probes.ModeRecorder) -> Iterator[bool]:
+def fresh_train_function(model, recorder: modes.ModeRecorder) -> Iterator[bool]:
     """Inside the block, ``fit`` traces a new train function whose ``train_step`` records modes in ``recorder``.
 
-    The model's own train functions are set aside (``None`` makes Keras 3's and tf_keras' ``fit`` call
-    ``make_train_function`` anew, as ``force=True`` would) and put back on exit, and the recording
-    ``train_step`` is removed, so that the new function, which holds it, is dropped. The compile-time
-    ``trainable`` flags are put back too, so that the user's next ``fit`` warns as it would have. Yields whether
-    the model had a traced train function.
+    The model's own train functions are set aside (:func:`companion.modes.steps_set_aside`) and put back on exit,
+    and the recording ``train_step`` is removed, so that the new function, which holds it, is dropped. The
+    compile-time ``trainable`` flags are put back too, so that the user's next ``fit`` warns as it would have.
+    Yields whether the model had a traced train function.
     """
-    saved = {name: getattr(model, name) for name in _STEP_FUNCTIONS if hasattr(model, name)}
-    kept = {_COMPILED_STATE: getattr(model, _COMPILED_STATE)} if hasattr(model, _COMPILED_STATE) else {}
+    kept = getattr(model, modes.COMPILED_STATE, None)
     original_step = model.train_step
 
     def train_step(*args, **kwargs):
@@ -182,14 +174,13 @@ def fresh_train_function(model, recorder: probes.ModeRecorder) -> Iterator[bool]
             return original_step(*args, **kwargs)
 
     try:
-        for name in saved:
-            setattr(model, name, None)
-        with probes.replaced_attribute(model, "train_step", train_step):
+        with modes.steps_set_aside(model, ("train_function", "train_tf_function")) as saved, \
+                modes.replaced_attribute(model, "train_step", train_step):
             yield saved.get("train_function") is not None
     finally:
-        for name, value in {**saved, **kept}.items():
-            if getattr(model, name) is not value:  # (tf_keras cannot set its compiled state twice, nor needs to)
-                setattr(model, name, value)
+        # (tf_keras cannot set its compiled state twice, nor needs to)
+        if hasattr(model, modes.COMPILED_STATE) and getattr(model, modes.COMPILED_STATE) is not kept:
+            setattr(model, modes.COMPILED_STATE, kept)
 
 
 def fit_step_report(model, x, y, batch_size: int | None = None) -> ModelReport:
@@ -207,8 +198,8 @@ def fit_step_report(model, x, y, batch_size: int | None = None) -> ModelReport:
 
     tracked = probes.tracked_variables(model)
     before = probes.snapshot(tracked)
-    trainable_changed = _trainable_changed_since_compile(model)
-    with probes.ModeRecorder(model, active=False) as recorder, fresh_train_function(model, recorder) as retraced:
+    trainable_changed = modes.trainable_changed_since_compile(model)
+    with modes.ModeRecorder(model, active=False) as recorder, fresh_train_function(model, recorder) as retraced:
         history = model.fit(_head(x, n), _head(y, n), batch_size=n, epochs=1, shuffle=False, verbose=0)
     return ModelReport(
         model=model.name,
@@ -245,12 +236,6 @@ def _check_model(model) -> None:
         raise ModelNotCompiledError(
             f"model {name!r} is not compiled: call model.compile(optimizer=..., loss=...) as you do before "
             "fit; the report runs one step of your own fit, with your optimizer and loss")
-
-
-def _trainable_changed_since_compile(model) -> tuple[str, ...]:
-    compiled = getattr(model, _COMPILED_STATE, None) or {}
-    layers = [(model.name, model), *probes.walk_layers(model)]
-    return tuple(path for path, layer in layers if layer in compiled and compiled[layer] != layer.trainable)
 
 
 def _arrays(data, what: str) -> list:

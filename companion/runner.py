@@ -15,6 +15,7 @@ weights' hash and the seed (:mod:`companion.cache`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -39,6 +40,31 @@ class Data:
     report: str  # what the scan of the image files found
     identity: str  # which images: shown on the page, and part of every checkpoint key
     fingerprint: str
+
+    @functools.cached_property
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training images and labels in the order of the first pass over ``train``, kept: later passes
+        reshuffle, and the experiment's pairs must not depend on how many passes came before."""
+        pairs = [(np.asarray(x), np.asarray(y)) for x, y in self.train]
+        return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])
+
+    def paired(self, seed: int, batches: int | None, validation_images: int | None, batch_size: int) -> Data:
+        """The data of one pair of the experiment's runs: ``batches`` batches of the training images in an order
+        drawn with ``seed`` (all of them when None), the same on every pass and every call, so that both runs of a
+        pair see the same batches; and the first ``validation_images`` of the validation and test images (their
+        order is fixed; None: all)."""
+        import tensorflow as tf
+
+        images, labels = self.train_arrays
+        order = np.random.default_rng(seed).permutation(len(images))
+        chosen = order if batches is None else order[:batches * batch_size]
+        if batches is not None and len(chosen) < batches * batch_size:
+            raise ValueError(f"{batches} batches of {batch_size} need {batches * batch_size} training images, and "
+                             f"there are {len(images)}: plan fewer batches")
+        train = tf.data.Dataset.from_tensor_slices((images[chosen], labels[chosen])).batch(batch_size)
+        first = (lambda d: d) if validation_images is None else (
+            lambda d: d.unbatch().take(validation_images).batch(batch_size))
+        return dataclasses.replace(self, train=train, validation=first(self.validation), test=first(self.test))
 
 
 def load_data(s: Setup, batch_size: int, seed: int) -> Data:

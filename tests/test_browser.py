@@ -96,7 +96,7 @@ def test_page_renders_tables_and_figures_without_errors(server, browser, page):
     loaded = [browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
               for i in images]
     assert all(loaded), f"{sum(not x for x in loaded)} figure(s) failed to load on {page}"
-    if page != "book/introduction":
+    if page not in ("book/introduction", "book/how_it_is_verified", "book/upstream_reports"):  # no results to plot
         assert images, f"no figure on {page}"
     # Readers' buttons: download of the .ipynb and a Colab launch link built from the repository URL.
     source = browser.page_source

@@ -40,16 +40,33 @@ def _verdict(**changes) -> check.Verdict:
 
 
 def test_the_verdict_reads_the_typed_values():
-    pinned = _verdict()
-    assert pinned.overridden and not pinned.dropout_leaks and pinned.needs_recompile
-    assert pinned.remedy().startswith("call the base as `base(x)` (keeping `training=False` works here too")
-    nightly = _verdict(nested_override=False, dropout_leak_fit=False, remedy_dropout=False)
+    # _verdict's defaults: the remedy works with both calls, the head Dropout drops, and so does a Dropout inside the
+    # base (as on keras 3.15.1 and 3.0.5); with trainable_setter=False, as on Keras 3's TensorFlow backend.
+    pinned = _verdict(trainable_setter=False, staged_unfreezing=False)
+    assert pinned.overridden and not pinned.dropout_leaks and pinned.needs_recompile and pinned.setter_ignored
+    assert pinned.calls(own_dropout=False) == [check.Call.AS_WRITTEN, check.Call.PLAIN]
+    assert pinned.advice(own_dropout=False) == "call it as `base(x, training=False)` or `base(x)`"
+    # The Dropout inside drops with either call: no call keeps it in inference mode.
+    assert pinned.calls(own_dropout=True) == []
+    assert pinned.advice(own_dropout=True).startswith("no tested call keeps that Dropout in inference mode here")
+    assert pinned.unfreezing() == ("no: the layers frozen one by one stay frozen; set base.trainable = False, then "
+                                   "True, to unfreeze them")
+    # keras-nightly: training=False keeps the inside Dropout off but also the head's (remedy_dropout False); base(x)
+    # lets the head drop but also the inside: base(x) without a Dropout inside, nothing with one.
+    nightly = _verdict(nested_override=False, dropout_leak_fit=False, remedy_dropout=False,
+                       remedy_inside_dropout=False)
     assert not nightly.overridden and nightly.dropout_leaks
-    assert nightly.remedy().startswith("call the base as `base(x)`; after unfreezing the base, set `trainable = False`")
+    assert nightly.calls(own_dropout=False) == [check.Call.PLAIN] and nightly.calls(own_dropout=True) == []
+    # tf-keras: training=False keeps the inside Dropout off and the head's dropping: that call, for both bases.
+    tf_keras = _verdict(nested_override=False, remedy_inside_dropout=False)
+    assert tf_keras.calls(own_dropout=True) == [check.Call.AS_WRITTEN]
+    assert tf_keras.unfreezing() == "yes"
     jax = _verdict(recompile=Recompile(Failed("ValueError: x"), False))
     assert jax.needs_recompile
     broken = _verdict(remedy=Updates(True, False, True), remedy_alone=Updates(True, False, True))
-    assert broken.remedy().startswith("neither tested remedy")
+    assert broken.calls(own_dropout=False) == [] and broken.advice(own_dropout=True).startswith("no tested call works")
+    stuck = _verdict(trainable_setter=False, false_then_true=False)
+    assert stuck.unfreezing().endswith("neither it nor base.trainable = False, then True, unfroze them here")
 
 
 def test_companion_check_on_the_pinned_keras_names_the_verdict_and_the_remedy():
@@ -58,8 +75,12 @@ def test_companion_check_on_the_pinned_keras_names_the_verdict_and_the_remedy():
     assert report.startswith("Keras 3.15.1 on tensorflow 2.21.0")
     assert "Is base(x, training=False) overridden during fit? yes: fit moved the BatchNormalization statistics" in report
     assert "Does training=False leak to the Dropout after the base? no" in report
-    assert "Remedy on this install: call the base as `base(x)`" in report
-    assert "layer.trainable = False" in report
+    assert "Does base.trainable = True unfreeze layers frozen one by one? no: the layers frozen" in report
+    assert "move BN statistics after a RandomFlip inside the model? yes" in report
+    assert "Remedy on this install: after unfreezing the base, freeze every BatchNormalization layer" in report
+    assert check.REMEDY_SOURCE in report  # the function itself, as the reader copies it
+    assert "A base without a Dropout of its own: call it as `base(x, training=False)` or `base(x)`." in report
+    assert "A base with its own Dropout (EfficientNet, ConvNeXt): no tested call keeps that Dropout" in report
     assert result["imported_first"] == [] and set(result["companion"]) <= ALLOWED_COMPANION
 
 
@@ -70,6 +91,7 @@ def test_companion_check_under_jax_imports_no_tensorflow():
     result = _probe(env)
     assert result["report"].startswith("Keras 3.15.1 on jax 0.10.2")
     assert "overridden during fit? yes" in result["report"]
+    assert "Does base.trainable = True unfreeze layers frozen one by one? yes" in result["report"]
     assert "raised ValueError / no" in result["report"]  # fit refuses a trainable change until recompiling
     assert not result["tensorflow"] and set(result["companion"]) <= ALLOWED_COMPANION
 
@@ -80,3 +102,17 @@ def test_the_cli_command_exits_0(monkeypatch, capsys):
     monkeypatch.setattr(check, "run", lambda: _verdict())
     assert cli.main(["check"]) == 0
     assert "Remedy on this install:" in capsys.readouterr().out
+
+
+def test_the_decision_table_groups_the_columns_by_the_calls_that_work():
+    # Hand-derived from the verdicts above: 3.15.1 and its JAX column give the same answer and share a row.
+    verdicts = {"keras 3.15.1": _verdict(), "keras 3.15.1 (JAX)": _verdict(),
+                "keras-nightly": _verdict(remedy_dropout=False, remedy_inside_dropout=False),
+                "tf-keras": _verdict(remedy_inside_dropout=False)}
+    assert check.decision_table(verdicts).rows == [
+        ["keras 3.15.1 and keras 3.15.1 (JAX)", "base(x, training=False) or base(x)", "none"],
+        ["keras-nightly", "base(x)", "none"],
+        ["tf-keras", "base(x, training=False) or base(x)", "base(x, training=False)"]]
+    # base(x) works in every column for a base without a Dropout of its own; no call does for a base with one.
+    assert check.everywhere(verdicts, own_dropout=False) == [check.Call.PLAIN]
+    assert check.everywhere(verdicts, own_dropout=True) == []

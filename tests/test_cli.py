@@ -30,15 +30,15 @@ def test_chapters_are_listed_in_book_order(capsys):
     assert cli.main(["chapters"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names == ["introduction", "summary", "trainable_versus_training", "keras3_surprise", "keras_versions",
-                     "offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020", "xception_2020", "side_by_side",
-                     "claims_audit"]
+                     "is_my_model_affected", "offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020",
+                     "xception_2020", "side_by_side", "claims_audit", "upstream_reports", "how_it_is_verified"]
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["run", "chapter9"], "unknown chapter or recipe 'chapter9'; valid chapters: introduction, summary, trainable_vers"),
-        (["run", "introduction", "--profile", "tiny"], "unknown profile 'tiny'; valid profiles: smoke, offline, full"),
+        (["run", "introduction", "--profile", "tiny"], "unknown profile 'tiny'; valid profiles: smoke, offline, full, gpu"),
         (["run", "introduction", "-p", "epochs", "3"], "unknown parameter 'epochs'; valid parameters: profile, seed"),
         (["matrix", "--profile", "huge"], "unknown profile 'huge'"),
         (["variants", "install", "keras2"], "unknown Keras variant 'keras2'; valid variants: keras, keras-nightly"),
@@ -66,11 +66,11 @@ def test_parameters_are_checked_before_a_kernel_starts(capsys, argv, message):
 
 
 def test_run_writes_the_executed_notebook_and_a_summary_with_every_glued_value(tmp_path, capsys):
-    assert cli.main(["run", "INTRODUCTION", "-p", "seed", "2", "--output", str(tmp_path)]) == 0
-    assert (tmp_path / "introduction.ipynb").is_file()
-    summary = json.loads((tmp_path / "introduction.summary.json").read_text())
+    assert cli.main(["run", "HOW_IT_IS_VERIFIED", "-p", "seed", "2", "--output", str(tmp_path)]) == 0
+    assert (tmp_path / "how_it_is_verified.ipynb").is_file()
+    summary = json.loads((tmp_path / "how_it_is_verified.summary.json").read_text())
     assert summary["parameters"] == {"seed": 2} and summary["profile"] == "smoke" and summary["completed"]
-    # The introduction glues the versions it ran with, under names version_<key>.
+    # The page glues the versions it ran with, under names version_<key>.
     import keras
 
     assert summary["glued"]["version_keras"] == keras.__version__ and summary["glued"]["version_variant"] == "keras"
@@ -174,3 +174,33 @@ def test_ctrl_c_during_a_run_is_one_line_and_leaves_a_summary(tmp_path):
     assert "companion: error: trainable_versus_training interrupted; the part that ran is in" in err
     summary = json.loads((tmp_path / "trainable_versus_training.summary.json").read_text())
     assert not summary["completed"] and summary["stopped_at"] == "interrupted"
+
+
+def test_outside_a_clone_home_works_and_the_chapters_say_how_to_get_them(tmp_path):
+    """The companion as a wheel installs it, without the clone around it: `home` reads the packaged copy, and the
+    commands that need the chapters (notebooks of the clone) fail in one line that says to clone the book."""
+    import shutil
+
+    from companion import __version__
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "companion", site / "companion", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}, "PYTHONPATH": str(site)}
+
+    def companion(*argv):
+        return subprocess.run([sys.executable, "-m", "companion.cli", *argv], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    found = companion("home")
+    assert found.returncode == 0, found.stderr[-3000:]
+    # The values of _config.yml's repository section, and the site and requirement derived from them by hand.
+    assert found.stdout == ("repository https://github.com/training-vs-trainable/book (branch main), site "
+                            "https://training-vs-trainable.github.io/book/, installs training-vs-trainable @ "
+                            f"git+https://github.com/training-vs-trainable/book@v{__version__}\n")
+    for argv in (["chapters"], ["run", "introduction"], ["home", "--apply"], ["book"]):
+        done = companion(*argv)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert done.stderr == (
+            "companion: error: the chapters are notebooks in a clone of the book, and this companion is installed "
+            f"without one ({site / 'companion'}): git clone https://github.com/training-vs-trainable/book, then run "
+            "`companion` from the clone (`make setup` installs it there)\n"), argv

@@ -1,75 +1,90 @@
-"""The experiment's verdict: what the override cost, measured against the noise between the two ways of
-fine-tuning on the variants without it. The runs here are written by hand, so the expected sentences are derived by
-hand too (the real runs are in test_runner.py)."""
+"""The experiment's paired comparison: per variant, the remedy's gain over fine-tuning as written, paired by seed,
+with its 95% t interval, and the phrase the chapter glues for it. The runs here are written by hand, so the expected
+differences, intervals and phrases are derived by hand too (the real runs are in test_runner.py and
+test_profiles_gpu.py)."""
 
-from companion import recipes
-from companion.experiment import Column, Experiment
+import dataclasses
+
+from companion import profiles, recipes
+from companion.experiment import Column, Experiment, phase1_table
 from companion.results import EarlyPoint, FineTuneResult, History, Phase1Result
 
+PLAN = profiles.ExperimentPlan("MobileNetV2 2020", ("keras", "tf-keras"), (0, 1, 2), 25, 400, (2,), (2,), "a test")
 
-def _run(early: dict[int, float], end: float, moved: bool) -> FineTuneResult:
-    """One fine-tuning run: validation accuracy after each early point and at the end; two BN layers, both moved
-    or neither."""
+
+def _run(after_2: float, end: float, moved: bool, trainable: int) -> FineTuneResult:
+    """One fine-tuning run: validation accuracy after 2 batches and at the end; two BN layers, both moved or
+    neither, ``trainable`` of them trainable."""
     drift = [[0.1, 0.2] if moved else [0.0, 0.0]]
     return FineTuneResult(
-        variant="", base_called_with="training=False", bn_layers_trainable=2,
-        history=History([1], {"val_accuracy": [end]}),
-        early=[EarlyPoint(batches, accuracy, 2 if moved else 0) for batches, accuracy in early.items()],
+        variant="", base_called_with="training=False", bn_layers_trainable=trainable,
+        history=History([1], {"val_accuracy": [end]}), early=[EarlyPoint(2, after_2, 2 if moved else 0)],
         bn_layers=["bn_a", "bn_b"], bn_mean_drift=drift, bn_variance_drift=drift, validation_accuracy=end,
-        test_accuracy=end, seconds=1.0, steps_per_epoch=63)
+        test_accuracy=end, seconds=1.0, steps_per_epoch=25)
 
 
 def _column(variant: str, version: str, written: list, remedy: list, override: bool) -> Column:
-    """``written`` and ``remedy``: per seed, (accuracy after 2 batches, after 10, at the end)."""
+    """``written`` and ``remedy``: per seed, (accuracy after 2 batches, at the end)."""
     return Column(variant, {"keras": version}, {
-        recipes.AS_WRITTEN: [_run({2: a2, 10: a10}, end, moved=override) for a2, a10, end in written],
-        recipes.BN_FROZEN: [_run({2: a2, 10: a10}, end, moved=False) for a2, a10, end in remedy],
+        recipes.AS_WRITTEN: [_run(a2, end, moved=override, trainable=2) for a2, end in written],
+        recipes.BN_FROZEN: [_run(a2, end, moved=False, trainable=0) for a2, end in remedy],
     }, seconds=1.0)
 
 
-def _experiment(*columns: Column) -> Experiment:
+def _experiment(*columns: Column, plan=PLAN, phase1_epochs=10) -> Experiment:
     phase1 = Phase1Result(History([1], {"val_accuracy": [0.97]}), 0.5, 0.97, 0.97, 1.0)
-    return Experiment("MobileNetV2 2020", {}, (0, 1), phase1, {c.variant: c for c in columns})
+    return Experiment("MobileNetV2 2020", {}, plan, phase1_epochs, phase1, {c.variant: c for c in columns})
 
 
-# tf-keras has no override: the remedy's gains there are the noise. Seeds' gains, in points:
-# after 2 batches -1.0 and +1.0 (noise 1.0), after 10 batches +0.5 and 0 (noise 0.5), at the end -1.5 and 0 (1.5).
-WITHOUT_OVERRIDE = _column("tf-keras", "2.21.0",
-                           written=[(0.96, 0.94, 0.97), (0.95, 0.94, 0.97)],
-                           remedy=[(0.95, 0.945, 0.955), (0.96, 0.94, 0.97)], override=False)
+# keras overrides training=False. Remedy minus as written, per seed, in points:
+# after 2 batches 5, 4, 6: mean 5.0, s = 1.0, s / sqrt(3) = 0.57735, t_{0.975, 2} = 4.302653: 5.0 +- 2.484,
+#   2.5 to 7.5: above zero, "costs";
+# at the end 5, 2, 5: mean 4.0, s = sqrt(0.0006 / 2) = 1.732 points, s / sqrt(3) = 1.0: 4.0 +- 4.303, -0.3 to 8.3:
+#   contains zero.
+OVERRIDDEN = _column("keras", "3.15.1", written=[(0.90, 0.90), (0.90, 0.92), (0.90, 0.91)],
+                     remedy=[(0.95, 0.95), (0.94, 0.94), (0.96, 0.96)], override=True)
+# tf-keras keeps the statistics. After 2 batches -5, -4, -6: the remedy is behind, -7.5 to -2.5; at the end 0, 0, 0.
+KEPT = _column("tf-keras", "2.21.0", written=[(0.95, 0.95), (0.94, 0.95), (0.96, 0.95)],
+               remedy=[(0.90, 0.95), (0.90, 0.95), (0.90, 0.95)], override=False)
 
 
-def test_a_gain_is_stated_only_where_every_seed_exceeds_the_noise():
-    # keras: gains +5.0 and +4.0 after 2 batches (> 1.0), +1.0 and +1.0 after 10 (> 0.5), +2.0 and +1.0 at the end
-    # (not all > 1.5).
-    override = _column("keras", "3.15.1",
-                       written=[(0.90, 0.93, 0.95), (0.92, 0.93, 0.96)],
-                       remedy=[(0.95, 0.94, 0.97), (0.96, 0.94, 0.97)], override=True)
-    experiment = _experiment(override, WITHOUT_OVERRIDE)
-    assert experiment.overridden() == ["keras"]
-    assert experiment.verdict() == (
-        "the remedy's gain under the override (keras 3.15.1) exceeded the noise after 2 batches and after 10 batches "
-        "(after 2 batches: +4.0 to +5.0 points against up to 1.0 without it; after 10 batches: +1.0 points against "
-        "up to 0.5 without it; at the end: +1.0 to +2.0 points against up to 1.5 without it)")
+def test_the_remedys_gain_is_paired_by_seed_with_its_interval():
+    experiment = _experiment(OVERRIDDEN, KEPT)
+    gain = experiment.remedy_gain("keras", 2)
+    assert (round(gain.mean, 3), round(gain.low, 3), round(gain.high, 3), gain.n) == (5.0, 2.516, 7.484, 3)
+    assert experiment.overridden() == ["keras"] and experiment.kept_statistics() == ["tf-keras"]
     values = experiment.values()
-    assert round(values["exp_keras_gain_first"], 6) == 4.5
-    assert values["exp_keras_ahead_first"] == "ahead in 2 of 2 seeds"
-    assert values["exp_tf_keras_ahead_first"] == "ahead in 1, behind in 1 of 2 seeds"
+    assert values["exp_keras_cost_first"] == "costs 5.0 points (95% interval 2.5 to 7.5)"
+    assert values["exp_keras_cost_end"] == (
+        "no difference detected at this sample size (mean +4.0 points, 95% interval -0.3 to +8.3)")
+    assert values["exp_tf_keras_cost_first"] == "gains 5.0 points (95% interval 2.5 to 7.5)"
+    assert values["exp_tf_keras_cost_end"] == (
+        "no difference detected at this sample size (mean +0.0 points, 95% interval +0.0 to +0.0)")
     assert values["exp_keras_moved_written"] == 2 and values["exp_tf_keras_moved_written"] == 0
+    assert experiment.table().rows == [
+        ["keras 3.15.1", "updated, trained", "fixed, frozen", "+5.0 (+2.5 to +7.5)", "+4.0 (-0.3 to +8.3)"],
+        ["tf-keras 2.21.0", "fixed, trained", "fixed, frozen", "-5.0 (-7.5 to -2.5)", "+0.0 (+0.0 to +0.0)"]]
 
 
-def test_gains_within_the_noise_are_no_cost():
-    # keras: gains 0 and +1.0 after 2 batches (noise 1.0), 0 after 10 (0.5), +1.0 and 0 at the end (1.5).
-    override = _column("keras", "3.15.1",
-                       written=[(0.95, 0.94, 0.96), (0.95, 0.94, 0.97)],
-                       remedy=[(0.95, 0.94, 0.97), (0.96, 0.94, 0.97)], override=True)
-    assert _experiment(override, WITHOUT_OVERRIDE).verdict() == (
-        "no cost of the override (keras 3.15.1) exceeded the noise: the remedy's gain stayed within the differences "
-        "seen between the two ways on the variants without the override (after 2 batches: +0.0 to +1.0 points "
-        "against up to 1.0 without it; after 10 batches: +0.0 points against up to 0.5 without it; at the end: "
-        "+0.0 to +1.0 points against up to 1.5 without it)")
+def test_the_override_alone_is_measured_against_a_variant_that_kept_the_statistics():
+    # As written under tf-keras minus as written under keras: after 2 batches 5, 4, 6 (2.5 to 7.5, as above); at
+    # the end 5, 3, 4: mean 4.0, s = 1.0, 4.0 +- 2.484: 1.5 to 6.5.
+    values = _experiment(OVERRIDDEN, KEPT).values()
+    assert values["exp_reference_label"] == "tf-keras 2.21.0"
+    assert values["exp_override_first"] == "costs 5.0 points (95% interval 2.5 to 7.5)"
+    assert values["exp_override_end"] == "costs 4.0 points (95% interval 1.5 to 6.5)"
+    assert "exp_override_end" not in _experiment(OVERRIDDEN).values()  # no variant kept the statistics
 
 
-def test_no_comparison_without_a_variant_on_each_side():
-    assert _experiment(WITHOUT_OVERRIDE).verdict() == (
-        "no comparison: the override moved no statistics on any variant")
+def test_one_seed_gives_no_interval():
+    one = _column("keras", "3.15.1", written=[(0.90, 0.90)], remedy=[(0.95, 0.95)], override=True)
+    experiment = _experiment(one, plan=dataclasses.replace(PLAN, seeds=(0,)))
+    assert experiment.values()["exp_keras_cost_first"] == "+5.0 points (one seed: no interval)"
+    assert experiment.table().rows[0][3] == "+5.0 (one seed: no interval)"
+
+
+def test_the_phase1_table_puts_each_phase1_length_side_by_side():
+    long, short = _experiment(OVERRIDDEN, KEPT), _experiment(OVERRIDDEN, phase1_epochs=2)
+    assert phase1_table([long, short]).rows == [
+        ["10", "0.970", "keras 3.15.1", "+5.0 (+2.5 to +7.5)", "+4.0 (-0.3 to +8.3)"],
+        ["2", "0.970", "keras 3.15.1", "+5.0 (+2.5 to +7.5)", "+4.0 (-0.3 to +8.3)"]]

@@ -40,3 +40,24 @@ def test_a_fork_changes_one_line(tmp_path):
     fork = home.read(tmp_path / "_config.yml")
     assert fork.site == "https://someone.github.io/fork/"
     assert "git+https://github.com/someone/fork@v" in fork.install_cell()
+
+
+def test_the_packaged_copy_of_the_home_agrees_with_the_config():
+    """The wheel carries the home as companion/assets/home.json (an installed companion has no _config.yml): it must
+    say what _config.yml says. After editing repository.url, `companion home --apply` rewrites it."""
+    import json
+
+    import yaml
+
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    packaged = json.loads(home.PACKAGED.read_text())
+    assert packaged == {"repository": repository["url"], "branch": repository["branch"]}, \
+        "companion/assets/home.json differs from _config.yml: run `companion home --apply`"
+
+
+def test_without_a_clone_the_home_is_read_from_the_packaged_copy(tmp_path, monkeypatch):
+    fork = home.Home("https://github.com/someone/fork", "trunk")
+    assert home.write_packaged(fork, tmp_path / "home.json") and not home.write_packaged(fork, tmp_path / "home.json")
+    monkeypatch.setattr(home, "CONFIG", tmp_path / "no-clone" / "_config.yml")
+    monkeypatch.setattr(home, "PACKAGED", tmp_path / "home.json")
+    assert home.read() == fork and home.read().site == "https://someone.github.io/fork/"

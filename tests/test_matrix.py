@@ -66,7 +66,8 @@ def test_the_matrix_rows_that_are_decisive_checks_come_from_their_one_definition
     shared = [check for check in decisive.CHECKS if check.id in rows]
     assert [c.id for c in shared] == ["nested_override", "dropout_leak_fit", "remedy", "remedy_dropout",
                                       "remedy_alone", "remedy_alone_dropout", "recompile", "none_override",
-                                      "none_dropout"]
+                                      "none_dropout", "remedy_inside_dropout", "remedy_alone_inside_dropout",
+                                      "trainable_setter", "false_then_true", "staged_unfreezing", "augmented_call"]
     assert all(rows[c.id].question == c.question for c in shared)
 
 
@@ -90,8 +91,3 @@ def test_training_none_is_a_row_per_variant():
     m = _matrix()
     assert m.where(none_override=False, none_dropout=False) == ["keras-nightly"]
     assert m.where(none_override=True, none_dropout=True) == ["keras", "tf-keras"]
-
-
-def test_the_matrix_makes_no_sentences():
-    """The chapters' sentences are Markdown around glued phrases (verdict_sentences is gone)."""
-    assert not hasattr(matrix.Matrix, "verdict_sentences")

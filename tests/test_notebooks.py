@@ -57,7 +57,7 @@ def _execute(path, tmp_path, **parameters):
 
 
 def test_papermill_injects_parameters(tmp_path):
-    executed = _execute(BOOK / "introduction.ipynb", tmp_path, profile="full", seed=3)
+    executed = _execute(BOOK / "how_it_is_verified.ipynb", tmp_path, profile="full", seed=3)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'profile = "full"' in injected[0].source
     stamp = "".join(o.get("data", {}).get("text/plain", "") for c in executed.cells for o in c.get("outputs", []))
@@ -73,7 +73,7 @@ def test_papermill_injects_parameters(tmp_path):
 )
 def test_bad_parameters_fail_with_the_valid_names(tmp_path, parameters, message):
     with pytest.raises(papermill.PapermillExecutionError) as error:
-        _execute(BOOK / "introduction.ipynb", tmp_path, **parameters)
+        _execute(BOOK / "how_it_is_verified.ipynb", tmp_path, **parameters)
     assert message in str(error.value)
 
 
@@ -105,5 +105,5 @@ def test_book_builds_with_every_chapter(built_book):
         assert "Traceback (most recent call last)" not in page and 'class="output traceback"' not in page, name
         assert "Verified with TensorFlow" in page, name
         assert 'class="fact-table"' in page, name
-        if name != "book/introduction":
+        if name not in ("book/introduction", "book/how_it_is_verified", "book/upstream_reports"):  # no results to plot
             assert "<figcaption" in page and "<img" in page, f"{name} has no captioned figure"

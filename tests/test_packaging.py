@@ -58,7 +58,7 @@ def test_the_wheel_and_sdist_pass_twine_check_and_carry_what_the_chapters_need(d
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("companion/data/pipeline.py", "companion/assets/cats_and_dogs_filtered.sha256",
                    "companion/assets/book.mplstyle", "companion/assets/pretrained-weights.txt",
-                   "companion/assets/standin_attempts.json"):
+                   "companion/assets/standin_attempts.json", "companion/assets/home.json"):
         assert needed in names, needed
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from companion import facts, probes
+from companion import facts, models, modes, probes
 
 
 def _model(keras):
@@ -80,7 +80,7 @@ def test_train_on_batch_respects_a_frozen_layer(keras):
 def test_recorder_restores_the_original_call(keras):
     model = _model(keras)
     layer = model.get_layer("drop")
-    with probes.ModeRecorder(model):
+    with modes.ModeRecorder(model):
         assert "call" in vars(layer)
     assert "call" not in vars(layer)
 
@@ -115,7 +115,7 @@ def test_a_nan_or_inf_weight_is_never_reported_unchanged(keras):
     def poison():
         layer.kernel.assign(np.full((3, 2), np.nan, "float32"))
 
-    report = probes.observe(probes.LayerList([layer]), poison)
+    report = probes.observe(models.LayerList([layer]), poison)
     by_name = {v.name: v for v in report.variables}
     # max |new - old| is NaN for both, and NaN > 0 is False: the old test called them unchanged.
     assert by_name["kernel"].changed and by_name["kernel"].status == "became NaN"
@@ -126,7 +126,7 @@ def test_a_nan_or_inf_weight_is_never_reported_unchanged(keras):
     assert np.isnan(report.per_layer(probes.KERNELS)["dense"])
     assert dict(report.summary_rows())[probes.KERNELS] == "2 of 2 changed (2 hold NaN or Inf)"
 
-    inf = probes.observe(probes.LayerList([layer]), lambda: layer.kernel.assign(np.full((3, 2), np.inf, "float32")))
+    inf = probes.observe(models.LayerList([layer]), lambda: layer.kernel.assign(np.full((3, 2), np.inf, "float32")))
     assert {v.name: v.status for v in inf.variables} == {"kernel": "Inf (non-finite before too)",
                                                          "bias": "NaN (non-finite before too)"}
 
@@ -156,11 +156,78 @@ def test_variables_belong_to_the_innermost_layer_even_when_held_as_attributes(ke
 def test_the_recorder_selects_every_layer_whose_call_takes_training(keras):
     model = _model(keras)
     x, _ = _data()
-    with probes.ModeRecorder(model) as recorder:
+    with modes.ModeRecorder(model) as recorder:
         model(x, training=False)
     expected = {"bn": [False], "drop": [False]}
-    if probes.takes_training_argument(model.get_layer("dense")):  # Keras 3's Dense.call takes it, tf_keras' not
+    if modes.takes_training_argument(model.get_layer("dense")):  # Keras 3's Dense.call takes it, tf_keras' not
         expected["dense"] = [False]
     assert recorder.values == expected
-    assert not probes.takes_training_argument(model.get_layer("conv"))
+    assert not modes.takes_training_argument(model.get_layer("conv"))
     assert all("call" not in vars(layer) for layer in recorder.layers)
+
+
+def _fit(model, x, y):
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+
+
+def test_a_second_fit_without_recompiling_is_seen_in_the_mode_it_ran_in(keras):
+    """The chapters' pattern: fit, then watch another fit of the same compiled model. Keras traced the step in the
+    first fit, so without a fresh trace the layers' calls run inside the traced function, unseen, and the report
+    said "(not called)" for layers that ran."""
+    model = _model(keras)
+    x, y = _data()
+    _fit(model, x, y)
+    traced = model.train_function
+    with probes.watching(model) as seen:
+        _fit(model, x, y)
+    # fit calls the model with training=True, which reaches both layers: both ran in training mode.
+    assert seen.report.modes == {"bn": (True,), "drop": (True,)}
+    assert seen.report.traced_before is False
+    assert dict(seen.report.summary_rows())["Dropout 'drop' received training="] == "True"
+    assert seen.report.changed_layers(probes.BN_MOVING) == ["bn"]
+    # The model's own traced step is back: later code runs what it would have run without the probe.
+    assert model.train_function is traced and "compile" not in vars(model)
+
+
+def test_a_compile_inside_the_watched_block_keeps_its_own_step(keras):
+    model = _model(keras)
+    x, y = _data()
+    _fit(model, x, y)
+    traced = model.train_function
+    with probes.watching(model) as seen:
+        model.get_layer("bn").trainable = False
+        model.compile(keras.optimizers.SGD(0.1), keras.losses.BinaryCrossentropy(from_logits=True))
+        _fit(model, x, y)
+    # A frozen BN runs in inference mode in Keras 3 whatever fit passes, but still receives training=True.
+    assert seen.report.modes["bn"] == (True,) and seen.report.changed_layers(probes.BN_MOVING) == []
+    assert model.train_function is not traced and model.train_function is not None  # compile's, not the old one
+
+
+def test_a_trainable_change_without_recompiling_keeps_the_old_step_and_says_the_modes_were_not_seen(keras):
+    """Retracing there would train other variables than the reader's fit does (Keras warns: recompile)."""
+    model = _model(keras)
+    x, y = _data()
+    _fit(model, x, y)
+    traced = model.train_function
+    model.get_layer("dense").trainable = False
+    with probes.watching(model) as seen:
+        _fit(model, x, y)
+    assert model.train_function is traced
+    assert seen.report.traced_before is True
+    assert dict(seen.report.summary_rows())["Dropout 'drop' received training="] == \
+        "(not seen: a step traced before ran)"
+
+
+def test_after_keras_warned_about_a_trainable_change_the_old_step_is_still_kept(keras):
+    """Keras 3's fit warns once about a trainable change and then forgets the compile-time flags; the optimizer,
+    built for the variables the old step trains, still tells it apart."""
+    model = _model(keras)
+    x, y = _data()
+    _fit(model, x, y)
+    traced = model.train_function
+    model.get_layer("dense").trainable = False
+    _fit(model, x, y)  # warns; still the old step, which trains the dense kernel
+    with probes.watching(model) as seen:
+        _fit(model, x, y)
+    assert model.train_function is traced and seen.report.traced_before is True
+    assert seen.report.changed_layers(probes.KERNELS) == ["conv", "dense"]  # the old step trains both

@@ -1,9 +1,12 @@
 """The release matrix: which releases, one process per release, failures kept in their column, the column cache."""
 
+import json
+import subprocess
+
 import pytest
 
-from companion import decisive, releases, variants
-from companion.evidence import Failed, Recompile, Updates
+from companion import architectures, decisive, releases, variants
+from companion.evidence import Failed, NotApplicable, Recompile, Updates
 
 # `pip index versions keras` on 2026-11-25 (its "Available versions" line, 3.x part).
 PIP_INDEX = ("3.15.1, 3.15.0, 3.14.1, 3.14.0, 3.13.2, 3.13.1, 3.13.0, 3.12.4, 3.12.3, 3.12.2, 3.12.1, 3.12.0, 3.11.3, "
@@ -22,6 +25,31 @@ def test_columns_are_every_release_on_tensorflow_then_the_variants_then_jax():
     assert labels[:16] == [f"keras {v}" for v in releases.KERAS_RELEASES]
     assert labels[16:] == ["keras-nightly 3.16.0.dev2026102704", "tf-keras 2.21.0", "keras 3.15.1 (JAX)",
                            "keras-nightly 3.16.0.dev2026102704 (JAX)"]
+
+
+def test_the_architecture_checks_run_under_the_pinned_release_the_side_variants_and_jax():
+    running = [r.label for r in releases.releases() if r.architectures]
+    assert running == ["keras 3.15.1", "keras-nightly 3.16.0.dev2026102704", "tf-keras 2.21.0", "keras 3.15.1 (JAX)"]
+
+
+def test_a_column_without_the_architecture_checks_says_they_do_not_apply(monkeypatch):
+    """The child of a column that does not run them is `companion.decisive`; their cells are NotApplicable."""
+    started = []
+
+    def run(command, **kwargs):
+        started.append(command[-1])
+        values = {check.id: True for check in decisive.CHECKS}
+        return subprocess.CompletedProcess(command, 0, json.dumps({"versions": {"keras": "3.0.5"}, "values": values}), "")
+
+    monkeypatch.setattr(releases, "environment", lambda release: {})
+    monkeypatch.setattr(releases.subprocess, "run", run)
+    column = releases.run_column(releases.Release("keras", "3.0.5"))
+    assert started == ["companion.decisive"] and column.values["nested_override"] is True
+    assert all(column.values[c.id] == NotApplicable(releases.NOT_RUN) for c in architectures.CHECKS)
+    releases.run_column(releases.Release("keras", releases.PINNED, "jax"))
+    assert started[-1] == "companion.architectures"
+    table = releases.ReleaseMatrix([column]).table()
+    assert table.column("keras 3.0.5")[-len(architectures.CHECKS):] == ["not applicable"] * len(architectures.CHECKS)
 
 
 def test_each_release_has_its_own_folder_and_the_pinned_one_none(monkeypatch, tmp_path):
@@ -113,8 +141,11 @@ def test_the_figure_has_a_row_per_answer_and_a_labelled_cell_each():
     figure = found.figure()
     texts = [t.get_text() for t in figure.axes[0].texts]
     rows = sum(len(releases.row_labels(check)) for check in decisive.CHECKS)
-    assert rows == 14 and len(texts) == 2 * rows
-    assert texts.count("err") == 1 and texts.count("-") == rows and texts.count("no") == 5
+    # A bool check is one row, Updates three (statistics, gamma/beta, kernels), Recompile two.
+    kinds = [check.kind for check in decisive.CHECKS]
+    assert rows == kinds.count(bool) + 3 * kinds.count(Updates) + 2 * kinds.count(Recompile) and len(texts) == 2 * rows
+    # "no": statistics and gamma/beta of each Updates check, and Recompile's after_recompile.
+    assert texts.count("err") == 1 and texts.count("-") == rows and texts.count("no") == 2 * kinds.count(Updates) + 1
 
 
 @pytest.fixture(scope="module")

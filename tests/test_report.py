@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from companion import probes, report, variants
+from companion import models, modes, probes, report, variants
 from companion.probes import BN_AFFINE, BN_MOVING, KERNELS
 
 TESTS = Path(__file__).resolve().parent
@@ -114,7 +114,7 @@ def _expected_standard_modes(keras):
 
 
 def _no_wrapper_left(model) -> bool:
-    return "train_step" not in vars(model) and all("call" not in vars(layer) for _, layer in probes.walk_layers(model))
+    return "train_step" not in vars(model) and all("call" not in vars(layer) for _, layer in models.walk_layers(model))
 
 
 def test_every_layer_that_takes_training_is_reported_with_the_mode_fit_gave_it(keras):
@@ -190,7 +190,7 @@ def test_a_second_fit_without_recompiling_gets_the_full_report_and_trains_as_bef
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # traces the train function
     traced = model.train_function
     # The problem the report solves: a traced step calls the layers without Python seeing it.
-    with probes.ModeRecorder(model) as recorder:
+    with modes.ModeRecorder(model) as recorder:
         model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert all(values == [] for values in recorder.values.values())
 
@@ -202,10 +202,13 @@ def test_a_second_fit_without_recompiling_gets_the_full_report_and_trains_as_bef
     # Afterwards: the model's own traced function is back, no wrapper is left, and it still trains.
     assert model.train_function is traced
     assert _no_wrapper_left(model)
-    with probes.ModeRecorder(model) as recorder:
-        after = probes.observe(model, probes.fit(model, x, y, steps=1, batch_size=8))
+    tracked = probes.tracked_variables(model)
+    before = probes.snapshot(tracked)
+    with modes.ModeRecorder(model) as recorder:
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert all(values == [] for values in recorder.values.values())  # the old function ran: no new trace
-    assert after.counts()[KERNELS] == (4, 4) and after.nonfinite() == []
+    after = probes.measure_changes(tracked, before)
+    assert sum(v.changed for v in after if v.kind == KERNELS) == 4 and all(v.finite for v in after)
     assert _no_wrapper_left(model)
 
 

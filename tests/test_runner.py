@@ -12,14 +12,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from companion import cache, data, experiment, models, probes, profiles, recipes, runner, setups
+from companion import cache, data, experiment, models, modes, profiles, recipes, runner, setups
 
 needs_images = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                   reason="needs the real images: set COMPANION_DATA_DIR")
 # Tiny runs: MobileNetV2 at its smallest input, 20 images per class and split, one epoch per phase.
 TINY = dataclasses.replace(profiles.get("smoke"), mobilenet_image_size=32, images_per_class=None,
                            epochs=(("*", profiles.Epochs(1, 1, "a unit test")),), early_batches=(1, 2),
-                           experiment_seeds=(0,))
+                           experiments=(profiles.ExperimentPlan("MobileNetV2 2020", ("keras", "tf-keras"), (0,), 2,
+                                                                16, (1, 2), (), "a unit test"),))
 
 
 def _conv_base(keras, size=32):
@@ -82,7 +83,7 @@ def test_each_recipe_builds_its_model_and_calls_the_base_as_written(keras, recip
     names = [type(layer).__name__ for layer in built.model.layers]
     assert ("Dropout" in names) == bool(recipe.dropout)
     assert [a.name for a in recipe.augmentation] == [n for n in names if n.startswith("Random")]
-    with probes.ModeRecorder(built.model) as recorder:
+    with modes.ModeRecorder(built.model) as recorder:
         built.model(np.zeros((2, 32, 32, 3), "float32"), training=True)
     # Keras 3.15.1 overrides a fixed training=False inside a functional model: the base's BN receives True in
     # every recipe (with or without the argument).
@@ -112,7 +113,7 @@ def test_the_three_scalings_agree():
 
 def test_the_remedy_freezes_every_batch_norm_layer_nested_included(keras):
     outer = keras.Sequential([keras.Input((8, 8, 3)), _conv_base(keras, 8), keras.layers.BatchNormalization()])
-    assert models.freeze_batch_norm(outer) == 2
+    assert len(models.freeze_batch_norm(outer)) == 2
     assert [layer.trainable for layer in models.batch_norm_layers(outer)] == [False, False]
 
 
@@ -226,15 +227,34 @@ def test_one_class_left_after_the_scan_is_refused_before_training(small_copy, tm
 
 @needs_images
 def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(small_copy, tmp_path):
-    exp = experiment.run(recipes.MOBILENET_V2_2020, TINY, names=["keras", "tf-keras"], progress=False,
-                         checkpoints=tmp_path / "kept", batch_size=8)
-    assert exp.columns["tf-keras"].versions["variant"] == "tf-keras"
+    exp = experiment.run(recipes.MOBILENET_V2_2020, TINY, progress=False, checkpoints=tmp_path / "kept", batch_size=8)
+    assert list(exp.columns) == ["keras", "tf-keras"] and exp.columns["tf-keras"].versions["variant"] == "tf-keras"
+    # The plan's 2 batches of 8, and 16 of the 32 validation images (20 per class less the test fifth, 8 images).
+    assert {r.steps_per_epoch for c in exp.columns.values() for runs in c.runs.values() for r in runs} == {2}
     # tf-keras does not override training=False: no BN layer moves as written; Keras 3.15.1 moves all 18.
     assert exp.bn_layers_moved("tf-keras", recipes.AS_WRITTEN) == [0]
     assert exp.bn_layers_moved("keras", recipes.AS_WRITTEN) == [18]
     assert exp.bn_layers_moved("keras", recipes.BN_FROZEN) == exp.bn_layers_moved("tf-keras", recipes.BN_FROZEN) == [0]
     values = exp.values()
     assert values["exp_tf_keras_label"] == "tf-keras 2.21.0" and values["exp_first_batches"] == 1
+    assert values["exp_keras_cost_end"].endswith("points (one seed: no interval)")
+    assert values["exp_reference_label"] == "tf-keras 2.21.0"
+
+
+def test_the_same_seed_gives_a_pair_the_same_batches_and_another_seed_other_ones(keras):
+    import tensorflow as tf
+
+    images = np.arange(12, dtype="float32").reshape(12, 1)
+    source = tf.data.Dataset.from_tensor_slices((images, images)).shuffle(12, seed=0).batch(4)
+    d = runner.Data(source, source, source, "", "", "")
+    first = [np.asarray(x).ravel().tolist() for x, _ in d.paired(3, 2, 5, 4).train]
+    # Two batches of 4 from one seeded permutation of the 12 images, the same on every pass and every call.
+    assert len(first) == 2 and all(len(b) == 4 for b in first) and len(set(sum(first, []))) == 8
+    assert [np.asarray(x).ravel().tolist() for x, _ in d.paired(3, 2, 5, 4).train] == first
+    assert [np.asarray(x).ravel().tolist() for x, _ in d.paired(4, 2, 5, 4).train] != first
+    assert sum(len(y) for _, y in d.paired(3, 2, 5, 4).validation) == 5
+    with pytest.raises(ValueError, match="4 batches of 4 need 16 training images, and there are 12"):
+        d.paired(3, 4, None, 4)
 
 
 @needs_images

@@ -5,6 +5,8 @@ book come from those very steps (see conftest)."""
 import json
 import subprocess
 
+import nbformat
+
 from companion import chapters
 from conftest import ROOT, gpu_workflow_step
 
@@ -18,6 +20,12 @@ def test_the_gpu_workflow_executes_every_chapter_and_builds_from_them(executed_c
     assert "companion run --all" in gpu_workflow_step("Execute every chapter")
     assert "companion book --executed" in gpu_workflow_step("Build the book from the executed chapters")
     for name in chapters.chapters():
-        summary = json.loads((executed_chapters / f"{name}.summary.json").read_text())
-        assert summary["completed"] and summary["profile"] == "smoke", name
+        # The chapters come from nbval's executions of this session (make test) or from the workflow's own step.
+        executed = nbformat.read(executed_chapters / f"{name}.ipynb", as_version=4)
+        code = [cell for cell in executed.cells if cell.cell_type == "code"]
+        assert code and all(cell.execution_count for cell in code), name
+        assert not [o for cell in code for o in cell.outputs if o.output_type == "error"], name
+        summary = executed_chapters / f"{name}.summary.json"
+        if summary.is_file():
+            assert json.loads(summary.read_text())["completed"], name
         assert (built_book / "book" / f"{name}.html").is_file(), name

@@ -5,7 +5,8 @@ The tutorial downloads ``cats_and_dogs_filtered.zip`` (2000 training and 1000 va
 per module:
 
 - :mod:`~companion.data.spec`: the dataset's names (URL, folder, splits, classes) and :class:`DatasetError`,
-  raised for every problem with the data, with what to do about it.
+  raised for every problem with the data, with what to do about it (:class:`DataFolderError` for a folder that
+  cannot hold the data, :class:`ArchiveError` for an archive that cannot be extracted).
 - :mod:`~companion.data.source`: :func:`dataset_root`, from ``$COMPANION_DATA_DIR`` or :func:`download_dataset`.
 - :mod:`~companion.data.archive`: :func:`verify_content`, :func:`verify_archive` and the safe
   :func:`extract_archive`.
@@ -26,13 +27,14 @@ from companion.data.pipeline import (Splits, Throughput, load_arrays, load_split
 from companion.data.scan import MAX_IMAGE_PIXELS, Finding, ScanReport, scan_images
 from companion.data.source import ARCHIVE_NAME, dataset_root, download_dataset, is_available
 from companion.data.spec import (CLASS_NAMES, DATA_DIR_ENV, DATASET_FOLDER, DATASET_URL, IMAGE_SUFFIXES, SPLITS,
-                                 DatasetError)
+                                 ArchiveError, DataFolderError, DatasetError)
 from companion.data.tfds import load_tfds_cats_vs_dogs, require_network
 
 __all__ = [
     "ARCHIVE_NAME", "CLASS_NAMES", "CONTENT_MANIFEST", "DATASET_FOLDER", "DATASET_URL", "DATA_DIR_ENV",
-    "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "SPLITS", "DataIdentity", "DatasetError", "DatasetLayout", "Finding",
-    "ScanReport", "Splits", "Throughput", "dataset_root", "download_dataset", "is_available", "extract_archive", "identity",
+    "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "SPLITS", "ArchiveError", "DataFolderError", "DataIdentity", "DatasetError",
+    "DatasetLayout", "Finding", "ScanReport", "Splits", "Throughput", "dataset_root", "download_dataset",
+    "is_available", "extract_archive", "identity",
     "load_arrays", "load_layout", "load_splits", "load_tfds_cats_vs_dogs", "make_dataset",
     "pipeline_images_per_second", "require_network", "scan_images", "verify_archive", "verify_content",
 ]

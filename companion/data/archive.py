@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import tempfile
@@ -9,8 +10,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from companion.cache import sha256_of
-from companion.data.spec import DATASET_FOLDER, DatasetError
+from companion.cache import is_symlink_loop, sha256_of
+from companion.data.spec import DATASET_FOLDER, ArchiveError, DatasetError
 
 # SHA-256 of every image of a real copy of the dataset (`sha256sum -c` can read it). That copy lacks one image of
 # the archive (train/cats/cat.459.jpg), so a download may hold images the manifest cannot vouch for: they are named.
@@ -49,8 +50,6 @@ def verify_archive(path: str | Path, sha256: str) -> None:
         )
 
 
-
-
 def extract_archive(archive: str | Path, destination: str | Path,
                     verify: Callable[[Path], object] | None = None) -> Path:
     """Extract a zip archive into ``destination`` (which must not exist yet); ``destination``.
@@ -59,17 +58,19 @@ def extract_archive(archive: str | Path, destination: str | Path,
     refused, since they can write outside ``destination``. Members are written into a hidden staging folder next
     to ``destination``, renamed into place only once complete (and once ``verify(staging)``, if given, returned
     without raising): an interrupted or rejected extraction leaves no half-filled ``destination`` that a later run
-    would take for the dataset.
+    would take for the dataset. A missing or unreadable archive, or a destination whose folder cannot be made,
+    raises :class:`~companion.data.spec.ArchiveError` before anything is written.
     """
     archive, destination = Path(archive), Path(destination)
-    if destination.exists():
+    if destination.exists() or destination.is_symlink():
         raise DatasetError(f"{destination} already exists: delete it to extract {archive} again")
+    _check_readable(archive)
     try:
         with zipfile.ZipFile(archive) as zipped:
             members = zipped.infolist()
             for member in members:
                 _check_member(member, archive)
-            destination.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(destination.parent, archive)
             staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial",
                                             dir=destination.parent))
             try:
@@ -85,6 +86,42 @@ def extract_archive(archive: str | Path, destination: str | Path,
         raise DatasetError(f"{archive} is not a valid zip archive ({error}): delete it and download it again") \
             from error
     return destination
+
+
+def _check_readable(archive: Path) -> None:
+    again = "delete it and download it again"
+    if is_symlink_loop(archive):
+        problem, fix = "is a symbolic link loop (it leads back to itself)", f"name the archive itself, or {again}"
+    elif not archive.exists():
+        problem = "does not exist" + (" (a symbolic link to a missing file)" if archive.is_symlink() else "")
+        fix = "check the path, or download the archive again"
+    elif archive.is_dir():
+        problem, fix = "is a folder, not a zip archive", "name the downloaded .zip file"
+    else:
+        try:
+            with open(archive, "rb"):
+                return
+        except OSError as error:
+            problem, fix = f"cannot be read ({error.strerror})", "make it readable, or download it again"
+    raise ArchiveError(f"{archive} {problem}: {fix}; nothing was extracted")
+
+
+def _make_folder(folder: Path, archive: Path) -> None:
+    """Create ``folder`` (where the extraction goes), or say why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), None)
+        if blocking is not None:
+            why = f"{blocking} is a file, not a folder. Choose another destination, or move that file away"
+        elif is_symlink_loop(folder):
+            why = "it is, or lies in, a symbolic link loop. Choose another destination"
+        else:
+            why = f"{error.strerror}. Choose another destination"
+        raise ArchiveError(f"cannot extract {archive} into {folder}: {why}; nothing was written") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ArchiveError(f"cannot extract {archive} into {folder}: it is not writable. Choose another destination; "
+                           f"nothing was written")
 
 
 def _write_members(zipped: zipfile.ZipFile, members: list[zipfile.ZipInfo], folder: Path) -> None:

@@ -7,9 +7,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from companion.data.source import absolute, configured_as
-from companion.data.spec import (CLASS_NAMES, DATASET_FOLDER, DATASET_URL, HOW_TO_GET_THE_DATA, IMAGE_SUFFIXES,
-                                 SPLITS, DatasetError)
+from companion.cache import is_symlink_loop
+from companion.data.source import ARCHIVE_NAME, absolute, configured_as
+from companion.data.spec import (CLASS_NAMES, DATA_DIR_ENV, DATASET_FOLDER, DATASET_URL, HOW_TO_GET_THE_DATA,
+                                 IMAGE_SUFFIXES, SPLITS, DataFolderError, DatasetError)
 
 # Files that operating systems write into any folder they show; besides these, names starting with "." are
 # ignored too. Compared case-insensitively, as Windows, which writes them, compares names.
@@ -60,13 +61,15 @@ def load_layout(root: str | Path) -> DatasetLayout:
     a file name TensorFlow cannot take all stop the run here. Whether each image decodes is
     :func:`~companion.data.scan_images`' job.
 
-    Every message names the absolute path looked at, and how a relative ``$COMPANION_DATA_DIR`` led to it.
+    Every message names the absolute path looked at, and how a relative ``$COMPANION_DATA_DIR`` led to it. A
+    ``root`` that cannot be the data's parent folder (a file, ``cats_and_dogs_filtered`` itself, a symbolic link
+    loop) raises :class:`~companion.data.spec.DataFolderError` saying so.
     """
     root = absolute(root)
     folder = root / DATASET_FOLDER
     where = configured_as(root)
     if not folder.is_dir():
-        raise DatasetError(f"{folder}{where} does not exist: {HOW_TO_GET_THE_DATA}")
+        raise _no_dataset_folder(root, where)
     missing = _missing_folders(folder)
     if missing:
         raise DatasetError(
@@ -81,6 +84,26 @@ def load_layout(root: str | Path) -> DatasetLayout:
         raise DatasetError(f"{_listed(empty)} {'holds' if len(empty) == 1 else 'hold'} no images{where}: restore "
                            f"the copy, or {HOW_TO_GET_THE_DATA}")
     return DatasetLayout(root=root, files=files)
+
+
+def _no_dataset_folder(root: Path, where: str) -> DatasetError:
+    """Why ``root`` holds no ``cats_and_dogs_filtered/`` folder, as precisely as the file system tells."""
+    folder = root / DATASET_FOLDER
+    loop = next((path for path in (*reversed(folder.parents), folder) if is_symlink_loop(path)), None)
+    if loop is not None:
+        return DataFolderError(f"{loop}{where} is a symbolic link loop (it leads back to itself), so {folder} cannot "
+                               f"be read: make it a folder, or a link to one, that contains {DATASET_FOLDER}/")
+    if root.exists() and not root.is_dir():
+        return DataFolderError(f"{root}{where} is a file, not a folder: set {DATA_DIR_ENV} to the folder that "
+                               f"contains {DATASET_FOLDER}/ (from {ARCHIVE_NAME}, extracted)")
+    if any((root / split).is_dir() for split in SPLITS):
+        named = "" if root.name == DATASET_FOLDER else f" (renamed: name it {DATASET_FOLDER} again)"
+        return DataFolderError(f"{root}{where} is the {DATASET_FOLDER} folder itself{named}: use its parent, "
+                               f"{root.parent}, which must contain {DATASET_FOLDER}/")
+    if folder.exists():
+        return DataFolderError(f"{folder}{where} is a file, not a folder: it must be the folder of the extracted "
+                               f"{ARCHIVE_NAME}; move it away and {HOW_TO_GET_THE_DATA}")
+    return DatasetError(f"{folder}{where} does not exist: {HOW_TO_GET_THE_DATA}")
 
 
 def printable(path: str | Path) -> str:

