@@ -1,33 +1,30 @@
 """Companion library of the book *`training` versus `trainable`*.
 
-Chapters import these modules instead of repeating code: one job per module, in layers from the bottom up (a
-module imports only its own layer and those below; ``tests/test_layering.py`` checks it).
+Chapters import these modules instead of repeating code. Each subpackage is a layer; a module imports only its own
+layer and those below it (``tests/test_layering.py`` checks it), bottom up:
 
-1. Core: :mod:`companion.variants` (which Keras this process runs, and how to run another), :mod:`companion.profiles`,
-   :mod:`companion.cache`, :mod:`companion.tables`, :mod:`companion.plots`, :mod:`companion.terminal`,
-   :mod:`companion.statistics` (paired differences and their intervals).
-2. :mod:`companion.decisive`: the decisive checks as plain Keras, and the one remedy; :mod:`companion.evidence`: the
-   typed values checks return.
-3. The tutorials' ingredients: :mod:`companion.recipes`, :mod:`companion.models` (the one layer walker, the models,
-   unfreezing, the remedy applied), :mod:`companion.backbones`, :mod:`companion.data`.
-4. What an action changed: :mod:`companion.modes`, :mod:`companion.probes`, :mod:`companion.report`,
-   :mod:`companion.layers`.
-5. The other checks: :mod:`companion.facts`, :mod:`companion.architectures` (with ``architectures_models``),
-   :mod:`companion.compile_checks`.
-6. The checks under each Keras variant and release, and on the reader's install or model: :mod:`companion.matrix`,
-   :mod:`companion.releases`, :mod:`companion.architectures_grid`, :mod:`companion.check`,
-   :mod:`companion.model_check`, :mod:`companion.upstream`.
-7. :mod:`companion.audit`: the claims of the sources and of the book, with their verdicts.
-8. :mod:`companion.notebook`: what every chapter does first (parameters, fetching, determinism, stamp), glue.
-9. :mod:`companion.setups`, :mod:`companion.results`, :mod:`companion.runner`, :mod:`companion.experiment`,
-   :mod:`companion.tutorial`, :mod:`companion.benchmark`: a recipe under a profile, trained; the paired experiment.
-10. :mod:`companion.home`, :mod:`companion.chapters`, :mod:`companion.cli`: the book's home, its chapters, the command.
+1. :mod:`companion.core`: which Keras this process runs and how to run another, profiles, kept results, tables,
+   figures, the terminal, paired statistics.
+2. :mod:`companion.data`: the tutorial's images (found, downloaded, hash-checked, extracted, scanned, read).
+3. :mod:`companion.checks`: the decisive checks as plain Keras, the one remedy, compile checks, typed values.
+4. :mod:`companion.tutorials`: the tutorials as typed recipes, the packaged pretrained bases, setups, results.
+5. :mod:`companion.flags`: the one layer walker, the remedy applied, the modes layers ran in, probes, the report.
+6. :mod:`companion.suite`: the fact suite and the architecture checks on real models.
+7. :mod:`companion.versions`: the checks under each Keras variant and release, ``companion check``, upstream reports.
+8. :mod:`companion.audit`: the claims of the sources and of the book as data, their verdicts, the prose rule.
+9. :mod:`companion.training`: a recipe trained under a profile, the paired experiment, the benchmark.
+10. :mod:`companion.pages`: what every chapter does first, a tutorial page, the book's home, chapters, the command.
 """
 
 import os
+from pathlib import Path
 
 # TensorFlow's C++ start-up chatter goes to stderr; silence it before anything imports TensorFlow
 # so that executed notebooks only show what the chapters print.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"
+
+# The package folder and its data files (the wheel ships assets/ with the code).
+PACKAGE = Path(__file__).resolve().parent
+ASSETS = PACKAGE / "assets"

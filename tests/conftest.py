@@ -18,14 +18,14 @@ os.environ["COMPANION_CACHE_DIR"] = tempfile.mkdtemp(prefix="companion-test-cach
 
 @pytest.fixture(scope="session")
 def smoke():
-    from companion import profiles
+    from companion.core import profiles
 
     return profiles.get("smoke")
 
 
 @pytest.fixture()
 def keras():
-    from companion.variants import load_keras
+    from companion.core.variants import load_keras
 
     module = load_keras()
     module.utils.set_random_seed(0)

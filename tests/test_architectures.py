@@ -6,15 +6,18 @@ resolved is stashed in that context "for downstream layers")."""
 
 import pytest
 
-from companion import architectures, architectures_grid, architectures_models, decisive, releases
-from companion.evidence import BaseOutcome, Failed, NotApplicable, Updates
+from companion.checks import decisive
+from companion.checks.evidence import BaseOutcome, Failed, NotApplicable, Updates
+from companion.core.variants import load_keras
+from companion.suite import architectures, architectures_models
+from companion.versions import architectures_grid, releases
 
 NO_DROPOUT_INSIDE = NotApplicable("no Dropout or stochastic depth among the base's layers")
 
 
 @pytest.fixture(scope="module")
 def keras():
-    keras = decisive.load_keras()
+    keras = load_keras()
     assert keras.__version__ == releases.PINNED == "3.15.1" and keras.backend.backend() == "tensorflow"
     return keras
 

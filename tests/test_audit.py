@@ -8,11 +8,24 @@ from them, claim by claim, in ``EXPECTED``.
 import re
 
 import pytest
-
-from companion import audit, matrix
-from companion.evidence import (AutoScale, BatchNormVariables, ByTraining, Count, FineTuneCounts, FrozenBase,
-                                PredictEvaluate, Recompile, Statistics, Training, TrainableWeights, Updates)
 from conftest import ROOT
+
+from companion import audit
+from companion.checks.evidence import (
+    AutoScale,
+    BatchNormVariables,
+    ByTraining,
+    Count,
+    FineTuneCounts,
+    FrozenBase,
+    PredictEvaluate,
+    Recompile,
+    Statistics,
+    TrainableWeights,
+    Training,
+    Updates,
+)
+from companion.versions import matrix
 
 
 def _fine_tune(bn_moved: int, bn: int, kernels: int) -> FineTuneCounts:
@@ -364,12 +377,12 @@ def test_every_statement_not_audited_is_in_its_source(entry):
     assert _in_source(entry[0], entry[1]) == []
 
 
-# --- The compile checks (companion.compile_checks), for the matrix rows the audit's C54 and the Keras 3 chapter read
+# --- The compile checks (companion.checks.compile_checks), for the matrix rows the audit's C54 and the Keras 3 chapter read
 
 
 def test_on_keras_3_a_change_before_the_first_fit_is_honoured_and_an_optimizer_is_not_reused(keras):
-    from companion import compile_checks
-    from companion.evidence import Failed
+    from companion.checks import compile_checks
+    from companion.checks.evidence import Failed
 
     # Keras 3.15.1 traces the train step at the first fit, reading trainable then: a change between compile and that
     # fit is honoured; one after a fit is ignored until the step is made again (make_train_function(force=True)).
@@ -384,9 +397,9 @@ def test_on_tf_keras_compile_collects_the_trainable_weights():
     import subprocess
     import sys
 
-    from companion import variants
+    from companion.core import variants
 
-    code = ("from companion import compile_checks; from companion.variants import load_keras; k = load_keras(); "
+    code = ("from companion.checks import compile_checks; from companion.core.variants import load_keras; k = load_keras(); "
             "print(compile_checks.trainable_change(k)); print(compile_checks.optimizer_reuse(k).same_instance.error)")
     done = subprocess.run([sys.executable, "-c", code], env=variants.environment(variants.get("tf-keras")),
                           capture_output=True, text=True, timeout=600)

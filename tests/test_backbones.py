@@ -12,7 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from companion import backbones, cache, variants
+from companion.core import cache, variants
+from companion.tutorials import backbone_checks, backbones
 
 OFFLINE = """
 import socket
@@ -86,7 +87,7 @@ def test_the_export_is_hash_recorded_and_a_damaged_one_is_made_again():
 
 
 def test_provenance_is_read_from_the_files_metadata():
-    mobilenet, xception = backbones.provenance("MobileNetV2"), backbones.provenance("Xception")
+    mobilenet, xception = backbone_checks.provenance("MobileNetV2"), backbone_checks.provenance("Xception")
     assert (mobilenet.keras_version, mobilenet.base_trainable) == ("3.11.3", True)
     assert mobilenet.optimizer == "Adam(learning_rate=2.5e-06)"
     assert (xception.keras_version, xception.base_trainable, xception.optimizer) == ("3.3.3", False, None)
@@ -96,7 +97,8 @@ def test_provenance_is_read_from_the_files_metadata():
 SIZES = {"MobileNetV2": (96, 128), "Xception": (71, 100)}
 OUTPUTS = """
 import sys, numpy as np
-from companion import backbones, variants
+from companion.core import variants
+from companion.tutorials import backbones
 out = {}
 for architecture, sizes in %r.items():
     for size in sizes:
@@ -149,7 +151,7 @@ def test_weight_file_names_match_keras():
 
 def test_offline_without_cache_names_the_file_and_where_to_put_it(tmp_path):
     done = _offline("""
-        from companion import backbones
+        from companion.tutorials import backbones
         try:
             backbones.imagenet("MobileNetV2", 96)
         except backbones.BackboneUnavailableError as error:
@@ -165,7 +167,7 @@ def test_cached_weights_are_used_offline(tmp_path):
     done = _offline("""
         import h5py, numpy as np
         from keras.src.legacy.saving import legacy_h5_format
-        from companion import backbones
+        from companion.tutorials import backbone_checks, backbones
 
         source = backbones.random_weights("MobileNetV2", 96)
         cached = backbones.keras_cache_dir() / backbones.imagenet_weights("MobileNetV2", 96).file_name
@@ -174,7 +176,7 @@ def test_cached_weights_are_used_offline(tmp_path):
             legacy_h5_format.save_weights_to_hdf5_group(f, source)
         loaded = backbones.imagenet("MobileNetV2", 96)
         print("SAME", all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(source.weights, loaded.weights)))
-        comparison = backbones.compare_with_imagenet("Xception")
+        comparison = backbone_checks.compare_with_imagenet("Xception")
         print("COMPARISON", comparison.available, comparison.reason)
     """, tmp_path)
     assert "SAME True" in done.stdout, done.stderr[-2000:]

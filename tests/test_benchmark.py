@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from companion import benchmark, profiles
+from companion.core import profiles
+from companion.training import benchmark
 
 pytestmark = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                 reason="needs the real images: set COMPANION_DATA_DIR")

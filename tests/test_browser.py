@@ -15,10 +15,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
+from conftest import ROOT
 from PIL import Image
 
-from companion import plots
-from conftest import ROOT
+from companion.core import plots
 
 # Debian's chromium here; the Chrome that hosted CI runners ship (with its driver in $CHROMEWEBDRIVER) elsewhere.
 CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome")
@@ -105,7 +105,7 @@ def test_page_renders_tables_and_figures_without_errors(server, browser, page):
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
 def test_every_figure_is_readable_at_the_width_the_page_shows_it(server, browser, built_book, page):
-    """Each figure's smallest text (recorded in its PNG by companion.plots) is at least 9 px as displayed."""
+    """Each figure's smallest text (recorded in its PNG by companion.core.plots) is at least 9 px as displayed."""
     from selenium.webdriver.common.by import By
 
     _open(server, browser, page)
@@ -114,14 +114,33 @@ def test_every_figure_is_readable_at_the_width_the_page_shows_it(server, browser
         path = built_book / unquote(urlparse(image.get_attribute("src")).path).lstrip("/")
         with Image.open(path) as png:
             natural, recorded = png.width, png.text.get(plots.SMALLEST_FONT_KEY)
-        assert recorded is not None, f"{path.name} on {page} was not drawn through companion.plots"
+        assert recorded is not None, f"{path.name} on {page} was not drawn through companion.core.plots"
         rendered = float(recorded) * shown / natural
         assert rendered >= SMALLEST_READABLE_PX, (
             f"{path.name} on {page}: smallest text {rendered:.1f} px as displayed ({shown:.0f} of {natural} px wide)")
 
 
+# The first word of a fact table's cells that the browser broke across two lines, or null.
+WORD_BROKEN_ACROSS_LINES = """
+for (const cell of document.querySelectorAll('table.fact-table td, table.fact-table th')) {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const match of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      const lines = new Set(Array.from(range.getClientRects(), r => Math.round(r.top)));
+      if (lines.size > 1) return match[0];
+    }
+  }
+}
+return null;
+"""
+
+
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
-def test_no_table_is_wider_than_its_column(server, browser, page):
+def test_no_table_is_wider_than_its_column_and_no_cell_breaks_a_word(server, browser, page):
+    """A wide table scrolls inside its own box (the box fits the column); its cells wrap between words only."""
     from selenium.webdriver.common.by import By
 
     _open(server, browser, page)
@@ -129,8 +148,39 @@ def test_no_table_is_wider_than_its_column(server, browser, page):
         "return (document.querySelector('.bd-article') || document.querySelector('article') || document.body)"
         ".getBoundingClientRect().width")
     for table in browser.find_elements(By.CSS_SELECTOR, "table.fact-table"):
-        width = browser.execute_script("return arguments[0].scrollWidth", table)
-        assert width <= column + 1, f"a table on {page} is {width} px wide, its column {column:.0f} px"
+        width = browser.execute_script("return arguments[0].getBoundingClientRect().width", table)
+        assert width <= column + 1, f"a table on {page} is {width:.0f} px wide, its column {column:.0f} px"
+    broken = browser.execute_script(WORD_BROKEN_ACROSS_LINES)
+    assert broken is None, f"a table cell on {page} breaks the word {broken!r} across two lines"
+
+
+def test_every_claim_link_lands_on_its_row_of_the_audit(server, browser):
+    """The chapters cite claims as [C12](claims_audit.ipynb#claim-C12): each link's fragment is a row of the table."""
+    from selenium.webdriver.common.by import By
+
+    cited = set()
+    for page in _pages():
+        _open(server, browser, page)
+        cited |= {unquote(urlparse(a.get_attribute("href")).fragment)
+                  for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='claims_audit.html#claim-']")}
+    assert cited, "no chapter links to a claim"
+    _open(server, browser, "book/claims_audit")
+    missing = sorted(f for f in cited if not browser.find_elements(By.ID, f))
+    assert not missing, f"claim links without a row on the audit page: {missing}"
+
+
+# What a reader should not see of a chapter's plumbing: set-up, injected parameters, glue and display calls.
+PLUMBING = ("notebook.start(", "glue_values(", "glue_figure(", "# Parameters", "%pip install", "page.glue(")
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
+def test_no_plumbing_is_shown(server, browser, page):
+    from selenium.webdriver.common.by import By
+
+    _open(server, browser, page)
+    shown = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, ".cell_input") if cell.is_displayed()]
+    found = sorted({marker for text in shown for marker in PLUMBING if marker in text})
+    assert not found, f"plumbing shown on {page}: {found}"
 
 
 def test_search_page_exists(built_book):
@@ -142,7 +192,7 @@ def test_the_summary_page_shows_its_tables_and_launches_from_the_books_home(serv
     notebook from the repository _config.yml names (Colab and Binder)."""
     from selenium.webdriver.common.by import By
 
-    from companion import home
+    from companion.pages import home
 
     _open(server, browser, "book/summary")
     tables = browser.find_elements(By.CSS_SELECTOR, "table.fact-table")

@@ -1,7 +1,7 @@
 """The book audits itself, and its concept chapters show their Keras.
 
 - Every sentence of a chapter's Markdown that states what ``training``, ``trainable``, BatchNormalization or Dropout
-  do carries a glued value or a marker ``{doc}`C12 <claims_audit>``` whose claim exists (and, for a claim of the
+  do carries a glued value or a marker ``[C12](claims_audit.ipynb#claim-C12)`` whose claim exists (and, for a claim of the
   book, is a claim of that chapter); every claim of a chapter is cited there.
 - The concept chapters run the flags themselves in executed code (parsed with ``ast``), and the version matrix page
   shows the decisive checks' code from their one definition.
@@ -14,9 +14,10 @@ import re
 import nbformat
 import pytest
 import yaml
-
-from companion import audit, decisive
 from conftest import BOOK, ROOT
+
+from companion import audit
+from companion.checks import decisive, questions
 
 
 def _chapters():
@@ -54,7 +55,7 @@ def test_statements_of_behaviour_are_found(sentence):
 
 
 @pytest.mark.parametrize("markdown", [
-    "`fit` passes `training=True` to every layer ({doc}`C55 <claims_audit>`).",
+    "`fit` passes `training=True` to every layer ([C55](claims_audit.ipynb#claim-C55)).",
     "The statistics moved in {glue:text}`moved_written` layers under `training=False`.",
     "Under {glue:md}`k3_overridden`, `training=False` did not protect BatchNormalization.",
     "Does `training=False` still protect BatchNormalization?",
@@ -69,7 +70,7 @@ def test_values_markers_questions_quotes_and_setups_are_not_flagged(markdown):
 
 
 def test_a_marker_shown_as_code_is_not_a_citation():
-    assert audit.markers("Write ``{doc}`C54 <claims_audit>` `` next to it; see {doc}`C12 <claims_audit>`.") == ["C12"]
+    assert audit.markers("Write ``[C54](claims_audit.ipynb#claim-C54) `` next to it; see [C12](claims_audit.ipynb#claim-C12).") == ["C12"]
 
 
 # --- Every chapter -------------------------------------------------------------------------------------------------
@@ -98,6 +99,21 @@ def test_every_claim_of_a_chapter_is_cited_by_that_chapter():
 
 def test_the_audit_knows_every_chapter():
     assert {path.stem for path in CHAPTERS} <= set(audit.CHAPTERS)
+
+
+GLUED = re.compile(r"\{glue:(?:text|md|any)\}`[^`]+`")  # a value glued into a sentence (not a figure)
+
+
+def test_the_glue_counter_counts_every_kind_of_inline_reference():
+    assert len(GLUED.findall("{glue:text}`a:.3f` and {glue:md}`b`, {glue:any}`c`;\n```{glue:figure} d\n```")) == 3
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_markdown_cell_is_stitched_from_more_than_eight_glued_values(path):
+    """Prose written by hand with a few glued numbers: what differs by variant goes into a table or a figure."""
+    crowded = [(i, len(GLUED.findall(cell.source))) for i, cell in enumerate(_cells(path, "markdown"))
+               if len(GLUED.findall(cell.source)) > 8]
+    assert not crowded, f"Markdown cells (index, glued values) of {path.stem}: {crowded}"
 
 
 def test_no_chapter_types_a_count_of_rows():
@@ -154,7 +170,7 @@ def test_the_version_matrix_page_shows_the_decisive_code_from_its_one_definition
     assert {"as_written", "remedy", "training_none", "tiny_base", "tutorial_model", "fine_tune"} <= shown
     assert all(hasattr(decisive, name) for name in shown)
     defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
-    assert not defined & {check.scenario for check in decisive.CHECKS} | defined & {"tiny_base", "tutorial_model"}
+    assert not defined & {check.scenario for check in questions.CHECKS} | defined & {"tiny_base", "tutorial_model"}
 
 
 @pytest.mark.parametrize("name", TUTORIAL_CHAPTERS)
@@ -177,7 +193,7 @@ def test_the_recommended_remedy_always_drops_training_false():
 
 def test_no_chapter_types_which_keras_is_affected():
     """"on Keras 3 releases" was typed by hand: the releases where the override happens are glued from
-    companion.releases."""
+    companion.versions.releases."""
     for path in CHAPTERS:
         assert not re.search(r"\bon Keras 3(?: releases)?\b(?! port)", _markdown(path)), path.stem
 

@@ -1,12 +1,13 @@
-"""The tutorial chapters' Keras code, generated from each recipe (:func:`companion.recipes.keras_code`), runs and
-builds the same model as :func:`companion.models.build_recipe_model`, the model the training runs use."""
+"""The tutorial chapters' Keras code, generated from each recipe (:func:`companion.tutorials.recipes.keras_code`), runs and
+builds the same model as :func:`companion.flags.models.build_recipe_model`, the model the training runs use."""
 
 import ast
 
 import numpy as np
 import pytest
 
-from companion import models, recipes
+from companion.flags import models
+from companion.tutorials import recipes
 
 # The smallest inputs each architecture accepts, so that the code runs in seconds with weights=None.
 TINY = {"MobileNetV2": 32, "Xception": 71}
@@ -85,7 +86,7 @@ def test_known_bugs_are_marked_where_the_recipe_runs_as_written():
 
 
 def test_the_remedy_appears_in_the_code_of_a_recipe_that_has_it():
-    remedied = recipes.fine_tuning_variants(recipes.XCEPTION_2020)[recipes.BN_FROZEN]
+    remedied = recipes.fine_tuning_variants(recipes.XCEPTION_2020)[recipes.Way.BN_FROZEN]
     code = recipes.keras_code(remedied)
     assert "if isinstance(layer, keras.layers.BatchNormalization):\n        layer.trainable = False" in code
     assert "BatchNormalization" not in recipes.keras_code(recipes.XCEPTION_2020)

@@ -6,17 +6,20 @@ import sys
 
 import pytest
 
-from companion import check, decisive, releases, variants
-from companion.evidence import Failed, Recompile, Updates
+from companion.checks import questions
+from companion.checks.evidence import Failed, Recompile, Updates
+from companion.core import variants
+from companion.versions import check, releases
 
 # What importing the check may bring in, and what it must not.
-ALLOWED_COMPANION = {"companion", "companion.check", "companion.decisive", "companion.evidence", "companion.tables",
-                     "companion.variants"}
+ALLOWED_COMPANION = {"companion", "companion.versions", "companion.versions.check", "companion.checks",
+                     "companion.checks.decisive", "companion.checks.evidence", "companion.checks.questions",
+                     "companion.core", "companion.core.tables", "companion.core.variants"}
 BOOK_ONLY = ("matplotlib", "tqdm", "papermill", "nbformat", "IPython", "tensorflow", "keras", "jax")
 
 PROBE = """
 import json, sys
-from companion import check
+from companion.versions import check
 imported_first = sorted(m for m in {book_only} if m in sys.modules)
 verdict = check.run()
 print(json.dumps({{"imported_first": imported_first, "tensorflow": "tensorflow" in sys.modules,
@@ -34,7 +37,7 @@ def _probe(env) -> dict:
 
 def _verdict(**changes) -> check.Verdict:
     values = {c.id: Updates(False, False, True) if c.kind is Updates else Recompile(True, False)
-              if c.kind is Recompile else True for c in decisive.CHECKS}
+              if c.kind is Recompile else True for c in questions.CHECKS}
     return check.Verdict({"keras": "3.15.1", "backend": "tensorflow", "backend_version": "2.21.0",
                           "python": "3.11"}, {**values, **changes})
 
@@ -97,7 +100,7 @@ def test_companion_check_under_jax_imports_no_tensorflow():
 
 
 def test_the_cli_command_exits_0(monkeypatch, capsys):
-    from companion import cli
+    from companion.pages import cli
 
     monkeypatch.setattr(check, "run", lambda: _verdict())
     assert cli.main(["check"]) == 0

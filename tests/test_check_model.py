@@ -11,9 +11,11 @@ import subprocess
 
 import numpy as np
 import pytest
-
-from companion import cli, model_check, probes
 from conftest import ROOT
+
+from companion.flags import probes
+from companion.pages import cli
+from companion.versions import model_check
 
 # MobileNetV2's BatchNormalization layers, from its architecture (keras.applications.mobilenet_v2): the stem's
 # bn_Conv1 (1); block 0 (expanded_conv) has no expansion, so a depthwise BN and a projection BN (2); blocks 1 to 16
@@ -70,7 +72,7 @@ def nested_backbone(keras):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    from companion.variants import load_keras
+    from companion.core.variants import load_keras
 
     keras = load_keras()
     keras.utils.set_random_seed(0)
@@ -99,7 +101,7 @@ def test_the_command_on_a_saved_mobilenet_v2_transfer_model(saved):
     # As written: fit (training=True) reaches all 52 BN layers through the fixed training=False on 3.15.1, and the
     # head Dropout; every BN moves; the base's 52 convolutions and the head Dense are 54 kernels (MobileNetV2's
     # convolutions carry no bias; Dense has kernel and bias: 52 + 2) and the 52 BN layers 104 gamma/beta.
-    assert f"ran in training mode:  Functional mobilenetv2_0.35_32; BatchNormalization {MOBILENET_V2_BN} of " \
+    assert f"received training=True:  Functional mobilenetv2_0.35_32; BatchNormalization {MOBILENET_V2_BN} of " \
            f"{MOBILENET_V2_BN}; Dropout head_dropout; Dense head_dense" in as_written
     assert f"BN statistics moved:   {MOBILENET_V2_BN} of {MOBILENET_V2_BN} layers" in as_written
     assert "trainable in the step: kernels and biases 54 of 54; BN gamma/beta 104 of 104" in as_written

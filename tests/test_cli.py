@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
-
-from companion import chapters, cli, recipes
 from conftest import ROOT
+
+from companion.pages import chapters, cli
+from companion.tutorials import recipes
 
 
 def _run(capsys, *argv):
@@ -81,7 +82,7 @@ def test_a_failing_chapter_is_one_line_naming_the_cell_and_a_summary_is_still_wr
     was called (not in book/, where the kernel runs), and the failure names the chapter, the cell and the error."""
     monkeypatch.chdir(tmp_path)
     env = {**os.environ, "COMPANION_DATA_DIR": "missing-data"}
-    done = subprocess.run([sys.executable, "-m", "companion.cli", "run", "MobileNetV2 2020", "--output", "out"],
+    done = subprocess.run([sys.executable, "-m", "companion.pages.cli", "run", "MobileNetV2 2020", "--output", "out"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("companion: error:")]
@@ -125,7 +126,7 @@ def test_building_from_executed_chapters_names_the_missing_ones(capsys, tmp_path
 
 
 def test_variants_list_names_every_release_of_the_release_matrix(capsys):
-    from companion import releases
+    from companion.versions import releases
 
     assert cli.main(["variants", "list"]) == 0
     listed = capsys.readouterr().out
@@ -135,7 +136,7 @@ def test_variants_list_names_every_release_of_the_release_matrix(capsys):
 @pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")
 def test_a_relative_data_folder_works_with_companion_run(tmp_path):
     relative = os.path.relpath(os.environ["COMPANION_DATA_DIR"], tmp_path)
-    done = subprocess.run([sys.executable, "-m", "companion.cli", "run", "offline_weights", "--output", "out"],
+    done = subprocess.run([sys.executable, "-m", "companion.pages.cli", "run", "offline_weights", "--output", "out"],
                           cwd=tmp_path, env={**os.environ, "COMPANION_DATA_DIR": relative},
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -161,7 +162,7 @@ def test_ctrl_c_during_a_run_is_one_line_and_leaves_a_summary(tmp_path):
     import signal
     import time
 
-    child = subprocess.Popen([sys.executable, "-m", "companion.cli", "run", "trainable_versus_training", "--output",
+    child = subprocess.Popen([sys.executable, "-m", "companion.pages.cli", "run", "trainable_versus_training", "--output",
                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "trainable_versus_training.ipynb").is_file() and time.monotonic() < deadline:
@@ -188,7 +189,7 @@ def test_outside_a_clone_home_works_and_the_chapters_say_how_to_get_them(tmp_pat
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}, "PYTHONPATH": str(site)}
 
     def companion(*argv):
-        return subprocess.run([sys.executable, "-m", "companion.cli", *argv], cwd=tmp_path, env=env,
+        return subprocess.run([sys.executable, "-m", "companion.pages.cli", *argv], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
 
     found = companion("home")

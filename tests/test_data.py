@@ -11,8 +11,16 @@ import time
 
 import numpy as np
 import pytest
-from data_fixtures import (BROKEN, CONVERTED, SKIPPED, make_dataset_folder, make_zip, real_data_root, write_jpeg,
-                           zip_folder)
+from data_fixtures import (
+    BROKEN,
+    CONVERTED,
+    SKIPPED,
+    make_dataset_folder,
+    make_zip,
+    real_data_root,
+    write_jpeg,
+    zip_folder,
+)
 
 from companion import data
 from companion.data import DatasetError

@@ -10,8 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from data_fixtures import (make_dataset_folder, real_data_root, write_huge_png, write_jpeg, write_jpeg_named,
-                           write_text)
+from data_fixtures import (
+    make_dataset_folder,
+    real_data_root,
+    write_huge_png,
+    write_jpeg,
+    write_jpeg_named,
+    write_text,
+)
 from PIL import Image
 
 from companion import data

@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 from data_fixtures import make_dataset_folder, make_zip
 
-from companion import cache, cli, data
+from companion import data
+from companion.core import cache
 from companion.data import ArchiveError, DataFolderError, DatasetError
+from companion.pages import cli
 
 FOLDER = "cats_and_dogs_filtered"
 DEFAULT_CACHE = cache.default_cache_dir()
 
 
 def _companion(*argv: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "companion.cli", *argv], env={**os.environ, **env},
+    return subprocess.run([sys.executable, "-m", "companion.pages.cli", *argv], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=300)
 
 

@@ -1,10 +1,11 @@
 """The book's public home is one line of _config.yml; everything that names it agrees with that line."""
 
 import nbformat
-
-from companion import __version__, home
 from conftest import ROOT
 from test_notebooks import CHAPTERS
+
+from companion import __version__
+from companion.pages import home
 
 
 def test_the_home_is_read_from_the_config_and_the_site_derived_from_it():
@@ -29,7 +30,7 @@ def test_the_readme_names_the_home_and_the_site():
 
 
 def test_applying_the_home_changes_nothing_when_the_chapters_agree():
-    from companion import chapters
+    from companion.pages import chapters
 
     assert chapters.apply_home(home.read().install_cell()) == []
 

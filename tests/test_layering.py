@@ -1,11 +1,9 @@
 """The companion's layers: no import cycle, nothing imports a module of a higher layer, and imports have no side
 effects on the settings of the libraries the reader's own code shares (matplotlib's).
 
-The layers are the groups of the package docstring (``companion/__init__.py``), ordered by what they import: the
-docstring lists ``cache`` after ``data`` and ``plots``/``tables`` last, yet ``data`` reads files through ``cache``,
-``recipes`` shows itself with ``tables`` and ``releases`` draws with ``plots``, so those sit at the bottom here;
-``decisive`` (plain Keras, run under any variant) holds the one remedy that ``models`` applies, so it and its typed
-values (``evidence``) sit right above them.
+The layers are the companion's subpackages, in the order of the package docstring (``companion/__init__.py``)
+and of the README's drawing; a module belongs to the layer of its subpackage (``companion.flags.probes`` to
+``flags``), the package's own ``__init__`` to the bottom one.
 Imports are read from the source with ``ast``, every one of them: at module level, inside functions (imported
 when called) and under ``TYPE_CHECKING``, since each is a dependency all the same.
 """
@@ -16,29 +14,23 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 PACKAGE = ROOT / "companion"
 
 # Bottom up. A module may import modules of its own layer and of the layers below it, never above.
 LAYERS = [
-    ("core: which Keras runs, profiles, kept results, tables, figures, terminal, numbers",
-     {"companion", "variants", "profiles", "cache", "tables", "plots", "terminal", "statistics"}),
-    ("the decisive checks as plain Keras, the one remedy, typed values", {"evidence", "decisive"}),
-    ("the tutorials' ingredients: recipes, models and the one layer walker, pretrained bases, images",
-     {"recipes", "models", "backbones", "data"}),
-    ("what an action changed: the modes layers ran in, probes, the model report",
-     {"layers", "modes", "probes", "report"}),
-    ("the other checks: the fact suite, the architecture checks, compile and the optimizer",
-     {"facts", "architectures_models", "architectures", "compile_checks"}),
-    ("the checks under each Keras variant and release, and on the reader's install or model; upstream reproducers",
-     {"matrix", "releases", "architectures_grid", "check", "model_check", "upstream"}),
+    ("core: which Keras runs, profiles, kept results, tables, figures, terminal, statistics", {"companion", "core"}),
+    ("the tutorial's images", {"data"}),
+    ("the decisive checks as plain Keras, the one remedy, compile checks, typed values", {"checks"}),
+    ("the tutorials as recipes, the pretrained bases, setups, results", {"tutorials"}),
+    ("what the flags did: the one layer walker, the remedy applied, modes, probes, the model report", {"flags"}),
+    ("the fact suite and the architecture checks", {"suite"}),
+    ("the checks under each Keras variant and release, on the reader's install or model; upstream reproducers",
+     {"versions"}),
     ("the claims and their verdicts", {"audit"}),
-    ("what every chapter does first", {"notebook"}),
-    ("a recipe under a profile, trained; the experiment; a tutorial page",
-     {"setups", "results", "runner", "experiment", "tutorial", "benchmark"}),
-    ("the book: its home, its chapters as things to run, the command", {"home", "chapters", "cli"}),
+    ("a recipe trained under a profile, the experiment, the benchmark", {"training"}),
+    ("the book: what every chapter does first, a tutorial page, its home, its chapters, the command", {"pages"}),
 ]
 
 
@@ -82,10 +74,10 @@ def _layer_of(module: str) -> int:
 def test_the_graph_is_read_from_the_source():
     """Hand-read from the files: cli imports chapters at module level, data.archive imports cache, and
     notebook imports plots inside a function; home imports only the package's __version__."""
-    assert {"companion.chapters", "companion.cache", "companion.data"} <= GRAPH["companion.cli"]
-    assert "companion.cache" in GRAPH["companion.data.archive"]
-    assert "companion.plots" in GRAPH["companion.notebook"]
-    assert GRAPH["companion.home"] == {"companion"}
+    assert {"companion.pages.chapters", "companion.core.cache", "companion.data"} <= GRAPH["companion.pages.cli"]
+    assert "companion.core.cache" in GRAPH["companion.data.archive"]
+    assert "companion.core.plots" in GRAPH["companion.pages.notebook"]
+    assert GRAPH["companion.pages.home"] == {"companion"}
 
 
 def _placed(module: str) -> bool:
@@ -162,7 +154,7 @@ def test_importing_plots_leaves_matplotlib_settings_unchanged():
     """In a fresh interpreter, so that no earlier import or figure of this session hides a change."""
     script = ("import matplotlib\n"
               "before = {k: repr(v) for k, v in matplotlib.rcParams.items()}\n"
-              "import companion.plots\n"
+              "import companion.core.plots\n"
               "after = {k: repr(v) for k, v in matplotlib.rcParams.items()}\n"
               "print(sorted(k for k in before if before[k] != after[k]))\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -174,7 +166,7 @@ def test_a_figure_is_drawn_in_the_book_style_and_the_settings_stay_as_they_were(
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from companion import plots
+    from companion.core import plots
 
     before = {k: repr(v) for k, v in matplotlib.rcParams.items()}
     fig = plots.trainable_weights_curve([0, 10, 20], [4, 2, 0], {"the tutorial's cut": 10}, "title")

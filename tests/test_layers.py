@@ -2,8 +2,8 @@
 
 import pytest
 
-from companion import facts
-from companion.layers import AutoScaleDropout
+from companion.flags.layers import AutoScaleDropout
+from companion.suite import layer_facts
 
 
 @pytest.fixture()
@@ -20,27 +20,29 @@ def test_scale_is_the_one_trainable_weight(layer):
 
 def test_training_true_drops_and_scales_survivors(layer):
     layer.scale.assign(3.0)
-    obs = facts.observe_dropout(layer=layer, training=True)
+    obs = layer_facts.observe_dropout(layer=layer, training=True)
     assert 0.45 < obs.fraction_zeroed < 0.55
     assert obs.survivor_values == (3.0,)
 
 
 @pytest.mark.parametrize("training", [False, None])
 def test_inference_is_identity(layer, training):
-    assert facts.observe_dropout(layer=layer, training=training).identity
+    assert layer_facts.observe_dropout(layer=layer, training=training).identity
 
 
 def test_frozen_layer_still_drops_but_has_no_trainable_weights(layer):
     layer.trainable = False
     assert layer.trainable_weights == []
-    assert facts.observe_dropout(layer=layer, training=True).fraction_zeroed > 0.4
+    assert layer_facts.observe_dropout(layer=layer, training=True).fraction_zeroed > 0.4
 
 
 def test_fit_learns_the_scale_only_when_trainable():
-    results = facts.autoscale_dropout_facts(seed=0)
-    assert results["trainable=True: fit changed the scale"] == "yes"
-    assert results["trainable=False: fit changed the scale"] == "no"
-    assert results["trainable=False: dropped in fit (received training=True)"] == "yes"
+    seen = layer_facts.autoscale_dropout_facts(seed=0)
+    assert (seen[True].trainable_weights, seen[True].fit_changed_scale) == (1, True)
+    assert (seen[False].trainable_weights, seen[False].fit_changed_scale) == (0, False)
+    # Frozen, it still drops: fit passes training=True whatever the layer's trainable flag.
+    assert seen[False].dropped_in_fit and seen[False].drops_in_training and seen[False].identity_in_inference
+    assert seen[True].rows()[3] == ["trainable=True: fit changed the scale", "yes"]
 
 
 def test_round_trip_through_a_saved_model_in_safe_mode(keras, tmp_path):

@@ -4,10 +4,19 @@ import json
 
 import numpy as np
 import pytest
-
-from companion import decisive, evidence, matrix
-from companion.evidence import Count, Failed, FineTuneCounts, Recompile, Statistics, Training, Updates
 from test_audit import COLUMNS, _matrix
+
+from companion.checks import evidence, questions
+from companion.checks.evidence import (
+    Count,
+    Failed,
+    FineTuneCounts,
+    Recompile,
+    Statistics,
+    Training,
+    Updates,
+)
+from companion.versions import matrix
 
 EXAMPLES = [True, False, 0, 18, None, Statistics.MOVING, Training.NONE, Training.SYMBOLIC,
             Updates(statistics=False, affine=False, kernels=True),
@@ -63,7 +72,7 @@ def test_first_line_of_an_error_names_its_type():
 
 def test_the_matrix_rows_that_are_decisive_checks_come_from_their_one_definition():
     rows = {row.id: row for row in matrix.ROWS}
-    shared = [check for check in decisive.CHECKS if check.id in rows]
+    shared = [check for check in questions.CHECKS if check.id in rows]
     assert [c.id for c in shared] == ["nested_override", "dropout_leak_fit", "remedy", "remedy_dropout",
                                       "remedy_alone", "remedy_alone_dropout", "recompile", "none_override",
                                       "none_dropout", "remedy_inside_dropout", "remedy_alone_inside_dropout",

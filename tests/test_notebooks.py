@@ -13,9 +13,9 @@ import nbformat
 import papermill
 import pytest
 import yaml
-
-from companion.notebook import is_fact_cell
 from conftest import BOOK, ROOT
+
+from companion.pages.notebook import is_fact_cell
 
 
 def _toc_files():

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from companion.notebook import is_fact_cell
 from conftest import BOOK, ROOT
+
+from companion.pages.notebook import is_fact_cell
 
 CHAPTER = "trainable_versus_training.ipynb"  # fact cells, no data and no packaged weights needed
 # Only loopback: the kernel talks to papermill over 127.0.0.1; any other address is refused, as with the network cut.

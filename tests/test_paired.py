@@ -3,7 +3,12 @@ hand (t quantiles from a printed table of Student's t)."""
 
 import pytest
 
-from companion.statistics import Finding, PairedDifference, paired_difference, t_quantile
+from companion.core.statistics import (
+    Finding,
+    PairedDifference,
+    paired_difference,
+    t_quantile,
+)
 
 
 @pytest.mark.parametrize("df, table", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042)])

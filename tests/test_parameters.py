@@ -2,7 +2,8 @@
 
 import pytest
 
-from companion import notebook, profiles, variants
+from companion.core import profiles, variants
+from companion.pages import notebook
 
 
 def test_unknown_profile_lists_the_valid_ones():
@@ -46,7 +47,8 @@ def test_missing_variant_says_how_to_install_it(monkeypatch, tmp_path):
 
 
 def test_start_fetches_only_what_is_absent_and_says_what_it_fetched(monkeypatch, tmp_path):
-    from companion import backbones, data
+    from companion import data
+    from companion.tutorials import backbones
 
     smoke = profiles.get("smoke")
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))

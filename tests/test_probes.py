@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from companion import facts, models, modes, probes
+from companion.flags import models, modes, probes
+from companion.suite import layer_facts
 
 
 def _model(keras):
@@ -101,7 +102,7 @@ def test_per_layer_reports_the_largest_change(keras):
 
 
 def test_batch_norm_table_tells_the_two_normalisations_apart():
-    rows = {(o.trainable, o.training): o for o in facts.batch_norm_table()}
+    rows = {(o.trainable, o.training): o for o in layer_facts.batch_norm_table()}
     assert rows[(True, True)].normalised_with == "batch statistics"
     assert rows[(True, False)].normalised_with == "moving statistics"
     assert rows[(True, True)].moving_statistics_updated and not rows[(True, False)].moving_statistics_updated

@@ -2,7 +2,8 @@
 
 import pytest
 
-from companion import cli, recipes
+from companion.pages import cli
+from companion.tutorials import recipes
 
 
 def test_each_recipe_cites_its_source_commit_or_date():

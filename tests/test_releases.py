@@ -1,12 +1,14 @@
 """The release matrix: which releases, one process per release, failures kept in their column, the column cache."""
 
-import json
-import subprocess
 
+import numpy as np
 import pytest
 
-from companion import architectures, decisive, releases, variants
-from companion.evidence import Failed, NotApplicable, Recompile, Updates
+from companion.checks import questions
+from companion.checks.evidence import Failed, NotApplicable, Recompile, Updates
+from companion.core import variants
+from companion.suite import architectures
+from companion.versions import releases
 
 # `pip index versions keras` on 2026-11-25 (its "Available versions" line, 3.x part).
 PIP_INDEX = ("3.15.1, 3.15.0, 3.14.1, 3.14.0, 3.13.2, 3.13.1, 3.13.0, 3.12.4, 3.12.3, 3.12.2, 3.12.1, 3.12.0, 3.11.3, "
@@ -33,21 +35,20 @@ def test_the_architecture_checks_run_under_the_pinned_release_the_side_variants_
 
 
 def test_a_column_without_the_architecture_checks_says_they_do_not_apply(monkeypatch):
-    """The child of a column that does not run them is `companion.decisive`; their cells are NotApplicable."""
+    """The child of a column that does not run them is `companion.checks.decisive`; their cells are NotApplicable."""
     started = []
 
-    def run(command, **kwargs):
-        started.append(command[-1])
-        values = {check.id: True for check in decisive.CHECKS}
-        return subprocess.CompletedProcess(command, 0, json.dumps({"versions": {"keras": "3.0.5"}, "values": values}), "")
+    def call(target, env, **kwargs):
+        started.append(target)
+        return {"versions": {"keras": "3.0.5"}, "values": {check.id: True for check in questions.CHECKS}}
 
     monkeypatch.setattr(releases, "environment", lambda release: {})
-    monkeypatch.setattr(releases.subprocess, "run", run)
+    monkeypatch.setattr(releases.child, "call", call)
     column = releases.run_column(releases.Release("keras", "3.0.5"))
-    assert started == ["companion.decisive"] and column.values["nested_override"] is True
+    assert started == ["companion.checks.questions:measured"] and column.values["nested_override"] is True
     assert all(column.values[c.id] == NotApplicable(releases.NOT_RUN) for c in architectures.CHECKS)
     releases.run_column(releases.Release("keras", releases.PINNED, "jax"))
-    assert started[-1] == "companion.architectures"
+    assert started[-1] == "companion.suite.architectures:measured"
     table = releases.ReleaseMatrix([column]).table()
     assert table.column("keras 3.0.5")[-len(architectures.CHECKS):] == ["not applicable"] * len(architectures.CHECKS)
 
@@ -107,7 +108,7 @@ def test_a_kept_column_is_reused_until_the_checks_change(tmp_path, monkeypatch):
     assert len(computed) == 1 and not first.kept and again.kept
     assert again.values == first.values and again.seconds == 4.5
     assert type(again.values["recompile"].without_recompile) is Failed
-    monkeypatch.setattr(decisive, "fingerprint", lambda: "another-version-of-the-checks")
+    monkeypatch.setattr(questions, "fingerprint", lambda: "another-version-of-the-checks")
     releases.column(release)
     assert len(computed) == 2
 
@@ -136,16 +137,33 @@ def test_the_figure_has_a_row_per_answer_and_a_labelled_cell_each():
         releases.Column(releases.Release("keras", "3.0.5"), {}, {
             check.id: Updates(False, False, True) if check.kind is Updates else
             Recompile(Failed("ValueError: x"), False) if check.kind is Recompile else True
-            for check in decisive.CHECKS}),
+            for check in questions.CHECKS}),
         releases.Column(releases.Release("keras", "3.4.1"), {}, {}, error="ImportError: x")])
     figure = found.figure()
     texts = [t.get_text() for t in figure.axes[0].texts]
-    rows = sum(len(releases.row_labels(check)) for check in decisive.CHECKS)
+    rows = sum(len(releases.row_labels(check)) for check in questions.CHECKS)
     # A bool check is one row, Updates three (statistics, gamma/beta, kernels), Recompile two.
-    kinds = [check.kind for check in decisive.CHECKS]
+    kinds = [check.kind for check in questions.CHECKS]
     assert rows == kinds.count(bool) + 3 * kinds.count(Updates) + 2 * kinds.count(Recompile) and len(texts) == 2 * rows
     # "no": statistics and gamma/beta of each Updates check, and Recompile's after_recompile.
     assert texts.count("err") == 1 and texts.count("-") == rows and texts.count("no") == 2 * kinds.count(Updates) + 1
+    # Coloured by the documented answer: in the first column every Updates value (False, False, True) and
+    # Recompile's after_recompile (False) are as documented; of the bool checks answered "yes", the three whose
+    # documented answer is no are not: the override, the Dropout inside the base under training=False, and the
+    # statistics moving in model(x). The error and the column that did not run are left white (NaN).
+    shade = np.asarray(figure.axes[0].images[0].get_array().filled(np.nan))
+    assert np.nansum(shade[:, 0]) == 3 and np.isnan(shade[:, 0]).sum() == 1 and np.isnan(shade[:, 1]).all()
+    assert [t.get_text() for t in figure.legends[0].get_texts()][:2] == ["as documented", "not as documented"]
+
+
+def test_every_check_says_the_documented_answer_of_each_of_its_rows():
+    for check in questions.CHECKS:
+        assert len(check.documented) == len(releases.row_labels(check)), check.id
+    # Read in Keras' documentation by hand: training=False keeps BN in inference mode; the remedy keeps statistics
+    # and gamma/beta and trains the kernels; model.trainable = True sets it on every sublayer.
+    assert questions.BY_ID["nested_override"].documented == (False,)
+    assert questions.BY_ID["remedy"].documented == (False, False, True)
+    assert questions.BY_ID["trainable_setter"].documented == (True,)
 
 
 @pytest.fixture(scope="module")
@@ -165,5 +183,5 @@ def test_keras_3_releases_override_training_false_and_tf_keras_does_not(measured
     assert [c.versions["keras"] for c in measured.columns] == ["3.0.5", "3.15.1", "2.21.0"]
     assert measured.span(nested_override=True) == "keras 3.0.5 to 3.15.1"
     # The remedy with base(x) works on all three; the recompile is needed on all three.
-    assert all(c.values["remedy_alone"] == decisive.REMEDY_WORKS and c.values["remedy_alone_dropout"]
+    assert all(c.values["remedy_alone"] == questions.REMEDY_WORKS and c.values["remedy_alone_dropout"]
                and c.values["recompile"] == Recompile(True, False) for c in measured.columns)

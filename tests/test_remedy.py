@@ -9,7 +9,9 @@ pretrained weights, so the real backbones are built with random weights at a sma
 import numpy as np
 import pytest
 
-from companion import check, decisive, models
+from companion.checks import decisive
+from companion.flags import models
+from companion.versions import check
 
 IMAGE = (8, 8, 3)
 

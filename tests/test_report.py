@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from companion import models, modes, probes, report, variants
-from companion.probes import BN_AFFINE, BN_MOVING, KERNELS
+from companion.core import variants
+from companion.flags import models, modes, probes, report
+from companion.flags.probes import BN_AFFINE, BN_MOVING, KERNELS
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -303,8 +304,8 @@ CHILD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import test_report
-from companion import report
-from companion.variants import load_keras
+from companion.flags import report
+from companion.core.variants import load_keras
 keras = load_keras()
 keras.utils.set_random_seed(0)
 r = report.fit_step_report(test_report.standard_model(keras), *test_report.images())

@@ -12,7 +12,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from companion import cache, data, experiment, models, modes, profiles, recipes, runner, setups
+from companion import data
+from companion.core import cache, profiles
+from companion.flags import models, modes
+from companion.training import experiment, runner
+from companion.tutorials import recipes, setups
 
 needs_images = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                   reason="needs the real images: set COMPANION_DATA_DIR")
@@ -64,13 +68,13 @@ def test_setups_follow_the_profile():
         2, 1, 150, None)
     assert offline.epochs_text.startswith("2 + 1 instead of the recipe's 20 + 10: the guide's 20 + 10 epochs")
     mobilenet = setups.setup(recipes.MOBILENET_V2_2020, profiles.get("offline"))
-    assert (mobilenet.phase1_epochs, mobilenet.phase2_epochs, mobilenet.image_size) == (10, 2, 160)
-    assert mobilenet.epochs_text.startswith("10 + 2 instead of the recipe's 10 + 10: every way of fine-tuning")
+    assert (mobilenet.phase1_epochs, mobilenet.phase2_epochs, mobilenet.image_size) == (5, 1, 160)
+    assert mobilenet.epochs_text.startswith("5 + 1 instead of the recipe's 10 + 10: phase 1 for 10 epochs")
     assert setups.setup(recipes.MOBILENET_V2_2020, profiles.get("full")).epochs_text == "10 + 10 (the recipe's own)"
     assert "not Keras' ImageNet weights" in mobilenet.weights_label
     full = setups.setup(recipes.XCEPTION_2020, profiles.get("full"))
     assert (full.weights, full.architecture, full.image_size) == ("imagenet", "Xception", 150)
-    assert full.dataset.name == "tfds:cats_vs_dogs" and full.weights_label.endswith("(`weights=\"imagenet\"`).")
+    assert (full.dataset.name, full.dataset.tfds) == ("cats_vs_dogs", True) and full.weights_label.endswith("(`weights=\"imagenet\"`).")
 
 
 # --- The tutorials' models --------------------------------------------------------------------------------------
@@ -92,7 +96,7 @@ def test_each_recipe_builds_its_model_and_calls_the_base_as_written(keras, recip
 
 
 def test_the_2019_recipe_with_training_false_becomes_functional(keras):
-    variant = recipes.fine_tuning_variants(recipes.MOBILENET_V2_2019)[recipes.TRAINING_FALSE]
+    variant = recipes.fine_tuning_variants(recipes.MOBILENET_V2_2019)[recipes.Way.TRAINING_FALSE]
     assert variant.model_style == "functional" and variant.base_training is False
     assert type(models.build_recipe_model(variant, _conv_base(keras), 32).model).__name__ == "Functional"
 
@@ -106,7 +110,7 @@ def test_a_sequential_recipe_cannot_pass_training(keras):
 def test_the_three_scalings_agree():
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
     scaled = models.scalings(pixels)
-    assert set(scaled) == {recipes.SCALE_IN_PIPELINE, recipes.PREPROCESS_INPUT, recipes.RESCALING}
+    assert set(scaled) == {recipes.Preprocessing.SCALE_IN_PIPELINE, recipes.Preprocessing.PREPROCESS_INPUT, recipes.Preprocessing.RESCALING}
     for out in scaled.values():
         np.testing.assert_allclose(out, pixels / 127.5 - 1, atol=1e-6)
 
@@ -169,12 +173,12 @@ def _tiny_run(checkpoints, **kwargs):
 @needs_images
 def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(small_copy, tmp_path):
     result = _tiny_run(tmp_path / "kept")
-    assert result.resumed == [] and list(result.fine_tuning) == [recipes.AS_WRITTEN, recipes.BN_FROZEN]
+    assert result.resumed == [] and list(result.fine_tuning) == [recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN]
     assert result.phase1.history.epochs == [1]
     assert all(t.history.epochs == [2] and [p.batches for p in t.early] == [1, 2] for t in result.fine_tuning.values())
     # 20 images per class: 40 training images in batches of 8.
     assert {t.steps_per_epoch for t in result.fine_tuning.values()} == {5}
-    written, frozen = result.fine_tuning[recipes.AS_WRITTEN], result.fine_tuning[recipes.BN_FROZEN]
+    written, frozen = result.fine_tuning[recipes.Way.AS_WRITTEN], result.fine_tuning[recipes.Way.BN_FROZEN]
     # MobileNetV2 has 52 BN layers; 18 of them lie in layers[100:]. Keras 3.15.1 overrides training=False, so all 18
     # move from the first batch on; with the remedy none is trainable and none moves.
     assert (written.bn_layers_trainable, written.bn_layers_moved, [p.bn_layers_moved for p in written.early]) == (
@@ -183,9 +187,9 @@ def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(small_copy, 
         0, 0, [0, 0])
     assert result.data.startswith(f"cats_and_dogs_filtered in {small_copy.parent}: 80 files, fingerprint ")
     again = _tiny_run(tmp_path / "kept")
-    assert again.resumed == ["phase 1", recipes.AS_WRITTEN, recipes.BN_FROZEN]
+    assert again.resumed == ["phase 1", recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN]
     assert json.loads(again.to_json())["fine_tuning"] == json.loads(result.to_json())["fine_tuning"]
-    assert runner.RunResult.from_json(result.to_json()).fine_tuning[recipes.BN_FROZEN].bn_layers_moved == 0
+    assert runner.RunResult.from_json(result.to_json()).fine_tuning[recipes.Way.BN_FROZEN].bn_layers_moved == 0
 
 
 @needs_images
@@ -232,12 +236,12 @@ def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(s
     # The plan's 2 batches of 8, and 16 of the 32 validation images (20 per class less the test fifth, 8 images).
     assert {r.steps_per_epoch for c in exp.columns.values() for runs in c.runs.values() for r in runs} == {2}
     # tf-keras does not override training=False: no BN layer moves as written; Keras 3.15.1 moves all 18.
-    assert exp.bn_layers_moved("tf-keras", recipes.AS_WRITTEN) == [0]
-    assert exp.bn_layers_moved("keras", recipes.AS_WRITTEN) == [18]
-    assert exp.bn_layers_moved("keras", recipes.BN_FROZEN) == exp.bn_layers_moved("tf-keras", recipes.BN_FROZEN) == [0]
+    assert exp.bn_layers_moved("tf-keras", recipes.Way.AS_WRITTEN) == [0]
+    assert exp.bn_layers_moved("keras", recipes.Way.AS_WRITTEN) == [18]
+    assert exp.bn_layers_moved("keras", recipes.Way.BN_FROZEN) == exp.bn_layers_moved("tf-keras", recipes.Way.BN_FROZEN) == [0]
     values = exp.values()
     assert values["exp_tf_keras_label"] == "tf-keras 2.21.0" and values["exp_first_batches"] == 1
-    assert values["exp_keras_cost_end"].endswith("points (one seed: no interval)")
+    assert exp.table().rows[0][-1].endswith("(one seed: no interval)")
     assert values["exp_reference_label"] == "tf-keras 2.21.0"
 
 
@@ -264,7 +268,9 @@ def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(small_co
     code = OFFLINE_PREAMBLE + textwrap.dedent("""
         import dataclasses, h5py
         from keras.src.legacy.saving import legacy_h5_format
-        from companion import backbones, profiles, recipes, runner, setups
+        from companion.core import profiles
+        from companion.training import runner
+        from companion.tutorials import backbones, recipes, setups
 
         source = backbones.random_weights("MobileNetV2", 32)
         cached = backbones.keras_cache_dir() / backbones.imagenet_weights("MobileNetV2", 32).file_name
@@ -275,9 +281,9 @@ def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(small_co
         small = dataclasses.replace(full, mobilenet_image_size=32, epochs=(("*", profiles.Epochs(1, 1, "test")),),
                                     recipe_data=False)
         setup = setups.setup(recipes.MOBILENET_V2_2020, small)
-        result = runner.run(setup, batch_size=8, variants={recipes.AS_WRITTEN: recipes.MOBILENET_V2_2020}, verbose=0)
+        result = runner.run(setup, batch_size=8, variants={recipes.Way.AS_WRITTEN: recipes.MOBILENET_V2_2020}, verbose=0)
         print("SETUP", setup.weights, setup.architecture, setup.image_size)
-        print("RESULT", result.fine_tuning[recipes.AS_WRITTEN].bn_layers_trainable, result.phase1.history.epochs)
+        print("RESULT", result.fine_tuning[recipes.Way.AS_WRITTEN].bn_layers_trainable, result.phase1.history.epochs)
     """)
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")},
                           capture_output=True, text=True, timeout=600)

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from companion import decisive, releases
+from companion.checks import decisive
+from companion.versions import releases
 
 
 def test_the_tensorflow_backend_short_circuits_an_assignment_of_the_same_object():
@@ -48,8 +49,8 @@ def test_a_direct_call_after_random_flip_moves_batch_norm_statistics_on_the_pinn
     assert decisive.augmented_direct_call(keras) is True
 
 
-CHILD = ("import json, warnings; warnings.simplefilter('ignore'); from companion import decisive; "
-         "print(json.dumps({k: decisive.value(k) for k in ('trainable_setter', 'staged_unfreezing')}))")
+CHILD = ("import json, warnings; warnings.simplefilter('ignore'); from companion.checks import questions; "
+         "print(json.dumps({k: questions.value(k) for k in ('trainable_setter', 'staged_unfreezing')}))")
 
 
 @pytest.mark.parametrize("release", [r for r in releases.releases() if r.legacy or (r.pinned and r.backend == "jax")],

@@ -1,9 +1,9 @@
-"""The upstream reproducers (companion/upstream/) run as plain scripts under the pinned release, against what
+"""The upstream reproducers (companion/versions/upstream/) run as plain scripts under the pinned release, against what
 Keras 3.15.1 does, derived by hand from its source (NOTES.md sections 1 and 2)."""
 
 import pytest
 
-from companion import releases, upstream
+from companion.versions import releases, upstream
 
 PINNED_TF = releases.Release("keras", releases.PINNED)
 PINNED_JAX = releases.Release("keras", releases.PINNED, "jax")

@@ -6,9 +6,9 @@ import json
 import subprocess
 
 import nbformat
-
-from companion import chapters
 from conftest import ROOT, gpu_workflow_step
+
+from companion.pages import chapters
 
 
 def test_actionlint_finds_nothing_in_the_workflows():

@@ -19,15 +19,40 @@ per module:
   (:func:`require_network`).
 """
 
-from companion.data.archive import CONTENT_MANIFEST, extract_archive, verify_archive, verify_content
+from companion.data.archive import (
+                                     CONTENT_MANIFEST,
+                                     extract_archive,
+                                     verify_archive,
+                                     verify_content,
+)
 from companion.data.identity import DataIdentity, identity
 from companion.data.layout import DatasetLayout, load_layout
-from companion.data.pipeline import (Splits, Throughput, load_arrays, load_splits, make_dataset,
-                                     pipeline_images_per_second)
+from companion.data.pipeline import (
+                                     Splits,
+                                     Throughput,
+                                     load_arrays,
+                                     load_splits,
+                                     make_dataset,
+                                     pipeline_images_per_second,
+)
 from companion.data.scan import MAX_IMAGE_PIXELS, Finding, ScanReport, scan_images
-from companion.data.source import ARCHIVE_NAME, dataset_root, download_dataset, is_available
-from companion.data.spec import (CLASS_NAMES, DATA_DIR_ENV, DATASET_FOLDER, DATASET_URL, IMAGE_SUFFIXES, SPLITS,
-                                 ArchiveError, DataFolderError, DatasetError)
+from companion.data.source import (
+                                     ARCHIVE_NAME,
+                                     dataset_root,
+                                     download_dataset,
+                                     is_available,
+)
+from companion.data.spec import (
+                                     CLASS_NAMES,
+                                     DATA_DIR_ENV,
+                                     DATASET_FOLDER,
+                                     DATASET_URL,
+                                     IMAGE_SUFFIXES,
+                                     SPLITS,
+                                     ArchiveError,
+                                     DataFolderError,
+                                     DatasetError,
+)
 from companion.data.tfds import load_tfds_cats_vs_dogs, require_network
 
 __all__ = [

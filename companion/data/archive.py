@@ -10,12 +10,13 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from companion.cache import is_symlink_loop, sha256_of
+from companion import ASSETS
+from companion.core.cache import is_symlink_loop, sha256_of
 from companion.data.spec import DATASET_FOLDER, ArchiveError, DatasetError
 
 # SHA-256 of every image of a real copy of the dataset (`sha256sum -c` can read it). That copy lacks one image of
 # the archive (train/cats/cat.459.jpg), so a download may hold images the manifest cannot vouch for: they are named.
-CONTENT_MANIFEST = Path(__file__).parents[1] / "assets" / "cats_and_dogs_filtered.sha256"
+CONTENT_MANIFEST = ASSETS / "cats_and_dogs_filtered.sha256"
 
 
 def verify_content(root: Path, manifest: Path = CONTENT_MANIFEST) -> list[str]:

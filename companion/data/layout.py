@@ -7,10 +7,19 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from companion.cache import is_symlink_loop
+from companion.core.cache import is_symlink_loop
 from companion.data.source import ARCHIVE_NAME, absolute, configured_as
-from companion.data.spec import (CLASS_NAMES, DATA_DIR_ENV, DATASET_FOLDER, DATASET_URL, HOW_TO_GET_THE_DATA,
-                                 IMAGE_SUFFIXES, SPLITS, DataFolderError, DatasetError)
+from companion.data.spec import (
+    CLASS_NAMES,
+    DATA_DIR_ENV,
+    DATASET_FOLDER,
+    DATASET_URL,
+    HOW_TO_GET_THE_DATA,
+    IMAGE_SUFFIXES,
+    SPLITS,
+    DataFolderError,
+    DatasetError,
+)
 
 # Files that operating systems write into any folder they show; besides these, names starting with "." are
 # ignored too. Compared case-insensitively, as Windows, which writes them, compares names.

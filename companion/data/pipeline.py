@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from companion.data.identity import DataIdentity, identity_of
-from companion.data.layout import BAD_NAME, DatasetLayout, has_utf8_name, load_layout, printable
+from companion.data.layout import (
+    BAD_NAME,
+    DatasetLayout,
+    has_utf8_name,
+    load_layout,
+    printable,
+)
 from companion.data.scan import ScanReport, scan_images
 from companion.data.source import dataset_root
 from companion.data.spec import CLASS_NAMES, DATASET_FOLDER, SPLITS, DatasetError

@@ -6,8 +6,19 @@ import os
 import warnings
 from pathlib import Path
 
-from companion.data.archive import CONTENT_MANIFEST, extract_archive, sha256_of, verify_content
-from companion.data.spec import DATA_DIR_ENV, DATASET_FOLDER, DATASET_URL, HOW_TO_GET_THE_DATA, DatasetError
+from companion.data.archive import (
+    CONTENT_MANIFEST,
+    extract_archive,
+    sha256_of,
+    verify_content,
+)
+from companion.data.spec import (
+    DATA_DIR_ENV,
+    DATASET_FOLDER,
+    DATASET_URL,
+    HOW_TO_GET_THE_DATA,
+    DatasetError,
+)
 
 ARCHIVE_NAME = "cats_and_dogs_filtered.zip"
 # Where download_dataset() extracts, next to the archive in Keras' cache. A name of our own, so that a folder
@@ -35,7 +46,7 @@ def is_available() -> bool:
     """Whether the images are here without a download: ``$COMPANION_DATA_DIR`` is set, or an earlier download is."""
     if os.environ.get(DATA_DIR_ENV):
         return True
-    from companion.variants import keras_home
+    from companion.core.variants import keras_home
 
     return (keras_home() / "datasets" / _EXTRACTED_FOLDER / DATASET_FOLDER).is_dir()
 
@@ -68,7 +79,7 @@ def download_dataset(cache_dir: str | Path | None = None, manifest: Path = CONTE
     every image ``manifest`` lists matches (:func:`verify_content`). A warning then names the images the manifest
     does not list and gives the archive's SHA-256, to compare with other copies.
     """
-    from companion.variants import load_keras
+    from companion.core.variants import load_keras
 
     keras = load_keras()
     try:

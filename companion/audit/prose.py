@@ -1,0 +1,61 @@
+"""The book audits itself: a chapter refers to one of its own claims with a visible marker next to the sentence
+(:data:`MARKER`); :func:`unsupported_statements` finds the sentences of a chapter's Markdown that state a behaviour
+of the flags without a glued value or such a marker. The tests fail on any.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The marker a chapter puts next to a sentence that states a behaviour of the flags: a link to the audit page whose
+# text is the claim's id.
+MARKER = re.compile(r"\[(C\d+)\]\(claims_audit\.ipynb#claim-\1\)")
+GLUE = re.compile(r"\{glue:(?:text|md|any)\}`[^`]+`")
+
+# A sentence is about the flags when it names one of them, or a mode, or the layers whose behaviour they decide ...
+_FLAGS = re.compile(r"training=|`training`|training mode|inference mode|trainable|BatchNormalization|\bBN\b|Dropout"
+                    r"|moving (?:statistics|mean|variance)|gamma|`beta`")
+# ... and it states a behaviour when it says what they do (a verb of what happened or happens to layers or weights).
+_BEHAVIOUR = re.compile(
+    r"\b(?:protect(?:s|ed)?|update[sd]?|mov(?:e|es|ed)|drop(?:s|ped|ping)?|normali[sz](?:e|es|ed|ing)|"
+    r"receiv(?:e|es|ed)|overrid(?:e|es|den)|leak(?:s|ed)?|reach(?:es|ed)?|ignor(?:e|es|ed)|keeps?|kept|"
+    r"stay(?:s|ed)?|freezes|empties|defaults?|decides?|applies|disables?|pass(?:es|ed)|runs? in|ran in|"
+    r"works|worked|fails|failed|does nothing|has no effect|no longer|turns? off|"
+    r"stops?|stopped|matters?)\b", re.IGNORECASE)
+_LITERAL = re.compile(r"``.+?``", re.DOTALL)  # a double-backtick code span: a marker shown, not cited
+_QUOTED = re.compile(r"\u201c[^\u201d]*\u201d|\"[^\"\n]*\"")
+_FENCE = re.compile(r"^(```|~~~).*?^\1\s*$", re.MULTILINE | re.DOTALL)
+
+
+def sentences(markdown: str) -> list[str]:
+    """The Markdown's prose as sentences (list items, headings and table rows separately; code blocks, directives
+    and comment lines left out)."""
+    text = _LITERAL.sub("", _FENCE.sub("\n\n", markdown))
+    units = []
+    for block in re.split(r"\n\s*\n|\n(?=\s*(?:[-*+] |\d+\. |#|\|))", text):
+        block = " ".join(line.strip() for line in block.splitlines() if not line.lstrip().startswith("%"))
+        units += [s for s in re.split(r"(?<=[.;!?])\s+(?=[A-Z`{(\[*])", block) if s.strip()]
+    return units
+
+
+def states_behaviour(sentence: str) -> bool:
+    """Does the sentence state something the flags do (rather than quote someone, ask, describe a setup, or introduce
+    the output below it)? A heuristic: it names a flag, a mode, or BatchNormalization/Dropout, and a verb of what they
+    do (protect, update, move, drop, normalise, receive, override, leak, keep, pass...)."""
+    plain = _QUOTED.sub("", sentence).strip()
+    if "?" in plain or re.search(r"\bwhether\b", plain, re.IGNORECASE):
+        return False  # a question
+    if plain.endswith(":"):
+        return False  # it introduces the computed output below it
+    return bool(_FLAGS.search(plain) and _BEHAVIOUR.search(plain))
+
+
+def unsupported_statements(markdown: str) -> list[str]:
+    """The sentences that state a behaviour of the flags with neither a glued value nor a claim marker."""
+    return [s for s in sentences(markdown) if states_behaviour(s) and not (GLUE.search(s) or MARKER.search(s))]
+
+
+def markers(markdown: str) -> list[str]:
+    """The claim ids the Markdown's markers cite."""
+    return MARKER.findall(_LITERAL.sub("", _FENCE.sub("", markdown)))
+

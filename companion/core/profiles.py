@@ -1,0 +1,200 @@
+"""Run profiles: one place that says how big every chapter's computations are.
+
+- ``smoke``: what CI runs on 2 CPU cores: the packaged pretrained bases at small inputs, a subset of the shared
+  ``cats_and_dogs_filtered`` images, a few epochs. Every fact the book states about the two flags is computed in
+  this profile too (those facts do not depend on image size or step count).
+- ``offline``: what ``make book`` runs on a CPU without internet: every recipe at its own architecture and input
+  size on all the shared images, with the packaged bases. Each recipe keeps its own epochs where they fit the
+  budget; where they do not, the profile says which epochs it uses instead, and why (:meth:`Profile.epochs_for`).
+- ``gpu``: the packaged bases on all the shared images at each tutorial's own epochs, and the experiment at five
+  seeds under every Keras variant for both recipes: for one GPU without internet (no ImageNet download, no TFDS).
+- ``full``: each tutorial's own data, input size, epochs and Keras' ImageNet weights (internet, or cached data and
+  weights; meant for a GPU).
+
+Each profile also says how large the experiment of the Keras 3 chapter is (:class:`ExperimentPlan`): per recipe,
+which Keras variants, how many seeds, how many fine-tuning batches and validation images, and which shorter
+phase 1 it is repeated from.
+
+A chapter's ``profile`` parameter chooses; the environment variable ``COMPANION_PROFILE`` overrides it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+PROFILE_ENV = "COMPANION_PROFILE"
+
+
+@dataclasses.dataclass(frozen=True)
+class Epochs:
+    """Epochs a recipe runs with under a profile, when they differ from the recipe's own, and why."""
+
+    phase1: int
+    fine_tuning: int
+    why: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentPlan:
+    """How large the paired experiment (:mod:`companion.training.experiment`) is for one recipe under a profile."""
+
+    recipe: str
+    variants: tuple[str, ...]  # Keras variants (companion.core.variants), each in its own process
+    seeds: tuple[int, ...]  # one pair of runs (as written, remedy) per seed, on the same batches
+    batches: int | None  # fine-tuning batches per run; None: one epoch of the training images
+    validation_images: int | None  # validation (and test) images each accuracy is measured on; None: all
+    early_batches: tuple[int, ...]  # accuracy is also measured after these many batches
+    phase1_epochs: tuple[int, ...]  # shorter phase 1s the experiment is repeated from, under the first variant
+    why: str  # why these sizes: the page shows it
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ExperimentPlan:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    # Probes on the tutorials' architectures (which variables change does not depend on the image size).
+    probe_batch_size: int
+    probe_steps: int
+    mobilenet_image_size: int
+    xception_image_size: int
+    # Data and weights for the experiments that learn (the tutorials' runs, the benchmark).
+    images_per_class: int | None  # per class and split of cats_and_dogs_filtered; None: all
+    weights: str  # "packaged" (offline, see companion.tutorials.backbones) or "imagenet" (Keras' weights)
+    recipe_data: bool  # the training runs read each tutorial's own dataset (else the shared cats_and_dogs_filtered)
+    epochs: tuple[tuple[str, Epochs], ...]  # (recipe name or "*", epochs): where a recipe does not run its own
+    # Validation accuracy is also measured after these many batches of the first fine-tuning epoch.
+    early_batches: tuple[int, ...]
+    # The paired experiment under each Keras variant, per recipe, each pair from the same phase-1 weights.
+    experiments: tuple[ExperimentPlan, ...]
+    # The project's accuracy targets under this profile: (recipe name, stage, validation accuracy at least), where
+    # stage is "phase 1" or "fine-tuned with the remedy".
+    targets: tuple[tuple[str, str, float], ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Profile:
+        """The profile :meth:`to_json` wrote (tuples restored), so that a child process runs the same one."""
+        raw = json.loads(text)
+        raw["epochs"] = tuple((name, Epochs(**epochs)) for name, epochs in raw["epochs"])
+        raw["targets"] = tuple(tuple(target) for target in raw["targets"])
+        raw["experiments"] = tuple(ExperimentPlan.from_dict(plan) for plan in raw["experiments"])
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+    def image_size(self, architecture: str) -> int:
+        return self.mobilenet_image_size if architecture == "MobileNetV2" else self.xception_image_size
+
+    def epochs_for(self, recipe) -> Epochs | None:
+        """The epochs ``recipe`` runs with under this profile, or None when it runs its own."""
+        chosen = dict(self.epochs)
+        return chosen.get(recipe.name, chosen.get("*"))
+
+    def experiment_for(self, recipe) -> ExperimentPlan:
+        """The experiment's plan for ``recipe`` under this profile."""
+        for plan in self.experiments:
+            if plan.recipe == recipe.name:
+                return plan
+        planned = ", ".join(plan.recipe for plan in self.experiments) or "none"
+        raise ValueError(f"the profile {self.name!r} plans no experiment for {recipe.name!r}; it plans: {planned}")
+
+
+SMOKE = Profile(
+    name="smoke",
+    description="CPU, offline: packaged pretrained bases at small inputs, 100 images per class, a few epochs "
+                "(what CI runs)",
+    probe_batch_size=4,
+    probe_steps=2,
+    mobilenet_image_size=96,
+    xception_image_size=71,  # the smallest input Xception accepts
+    images_per_class=100,
+    weights="packaged",
+    recipe_data=False,
+    epochs=(("*", Epochs(3, 1, "the smoke profile checks that every code path runs, not accuracy")),),
+    early_batches=(2, 4),
+    experiments=(
+        ExperimentPlan("MobileNetV2 2020", ("keras", "keras-nightly", "tf-keras"), (0, 1), 4, 64, (2,), (1,),
+                       "the smoke profile checks that every code path runs, not accuracy"),
+        ExperimentPlan("Xception 2020", ("keras",), (0, 1), 3, 64, (2,), (),
+                       "the smoke profile checks that every code path runs, not accuracy"),
+    ),
+)
+OFFLINE = dataclasses.replace(
+    SMOKE,
+    name="offline",
+    description="CPU, offline: every recipe at its own architecture and input size on all the shared images, "
+                "packaged pretrained bases",
+    mobilenet_image_size=160,
+    xception_image_size=150,
+    images_per_class=None,
+    epochs=(
+        ("Xception 2020", Epochs(2, 1, "the guide's 20 + 10 epochs of Xception take hours on 2 CPU cores; its own "
+                                       "Keras 3 port uses 2 + 1")),
+        ("*", Epochs(5, 1, "phase 1 for 10 epochs and every way of fine-tuning for 10 would take the offline build far "
+                           "past its budget of 40 minutes on 2 CPU cores; fine-tuning's validation accuracy levels off "
+                           "within its first epoch (the full and gpu profiles run the tutorials' own epochs)")),
+    ),
+    early_batches=(2, 10, 20, 40),
+    experiments=(
+        # 18 runs from the chapter's 5-epoch phase 1 and 6 from a 2-epoch one, two variants' children at a time.
+        ExperimentPlan("MobileNetV2 2020", ("keras", "keras-nightly", "tf-keras"), (0, 1, 2), 12, 200, (2, 6),
+                       (2,), "three seeds (the fewest with a useful interval), the first 12 fine-tuning batches and 200 "
+                             "validation images per run, chosen to keep the offline build within its budget of 40 "
+                             "minutes on 2 CPU cores"),
+        # Fine-tuning all of Xception runs at about 11 images/s on 2 CPU cores.
+        ExperimentPlan("Xception 2020", ("keras",), (0, 1, 2), 5, 96, (2,), (),
+                       "fine-tuning all of Xception is slow on 2 CPU cores: three seeds of 5 batches, 96 validation "
+                       "images, under the pinned Keras only"),
+    ),
+    targets=(("MobileNetV2 2019", "phase 1", 0.95), ("MobileNetV2 2019", "fine-tuned with the remedy", 0.96),
+             ("MobileNetV2 2020", "phase 1", 0.95), ("MobileNetV2 2020", "fine-tuned with the remedy", 0.96),
+             ("Xception 2020", "phase 1", 0.96)),
+)
+FULL = Profile(
+    name="full",
+    description="the tutorials' own data, model sizes, epochs and ImageNet weights; meant for a GPU",
+    probe_batch_size=32,
+    probe_steps=3,
+    mobilenet_image_size=160,
+    xception_image_size=150,
+    images_per_class=None,
+    weights="imagenet",
+    recipe_data=True,
+    epochs=(),
+    early_batches=(2, 10, 20, 40),
+    experiments=tuple(
+        ExperimentPlan(recipe, ("keras", "keras-nightly", "tf-keras"), (0, 1, 2, 3, 4), None, None, (2, 10, 20, 40),
+                       (2,), "five seeds, one epoch of fine-tuning per run, every variant")
+        for recipe in ("MobileNetV2 2020", "Xception 2020")),
+)
+GPU = dataclasses.replace(
+    FULL,
+    name="gpu",
+    description="one GPU without internet: packaged pretrained bases on all the shared images at each tutorial's "
+                "own epochs; the experiment at five seeds under every variant for both recipes",
+    weights="packaged",
+    recipe_data=False,
+)
+PROFILES = {p.name: p for p in (SMOKE, OFFLINE, FULL, GPU)}
+
+
+class UnknownProfileError(ValueError):
+    pass
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name`` (any case); ``$COMPANION_PROFILE``, when set, wins over ``name``."""
+    chosen = os.environ.get(PROFILE_ENV) or name
+    try:
+        return PROFILES[chosen.lower()]
+    except (KeyError, AttributeError):
+        source = f" (from ${PROFILE_ENV})" if os.environ.get(PROFILE_ENV) else ""
+        raise UnknownProfileError(
+            f"unknown profile {chosen!r}{source}; valid profiles: {', '.join(PROFILES)}"
+        ) from None

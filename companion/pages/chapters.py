@@ -1,0 +1,227 @@
+"""The book's chapters as things to run: find them, execute them with papermill, summarise a run, build the book.
+
+A run of a chapter writes the executed notebook and a JSON summary next to it: the parameters, the time, the fact
+outputs, and every value the chapter glued for its prose (glue name -> value), so that scripts, the GPU workflow and
+readers can compare a page's numbers across runs without opening the notebook.
+
+The chapters are notebooks of a clone of the book, not part of the installed package: outside a clone, everything
+here raises :class:`NotInACloneError`, which says how to get one.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from companion import PACKAGE
+from companion.core import profiles
+from companion.pages import notebook
+
+ROOT = PACKAGE.parent  # the clone, when the companion runs from one
+# Each recipe's own chapter: `companion run RECIPE` runs it.
+RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
+                   "Xception 2020": "xception_2020"}
+GLUED = "application/papermill.record/"  # myst-nb's mime prefix for a value glued without display
+
+
+class ChapterError(ValueError):
+    """An unknown chapter, or a chapter that failed or was interrupted; the message says which and where."""
+
+
+class NotInACloneError(ChapterError):
+    """The companion runs from an installed wheel, which holds no chapters."""
+
+
+def clone() -> Path:
+    """The clone of the book the companion runs from (it holds ``_toc.yml``); :class:`NotInACloneError` if none."""
+    if not (ROOT / "_toc.yml").is_file():
+        from companion.pages import home
+
+        raise NotInACloneError(
+            f"the chapters are notebooks in a clone of the book, and this companion is installed without one "
+            f"({PACKAGE}): git clone {home.read().repository}, then run `companion` from the clone "
+            f"(`make setup` installs it there)")
+    return ROOT
+
+
+def chapters() -> dict[str, Path]:
+    """Chapter name -> notebook, in table-of-contents order."""
+    import yaml
+
+    root = clone()
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"], *(c["file"] for c in toc["chapters"])]
+    return {Path(f).name: root / f"{f}.ipynb" for f in files}
+
+
+def find(name: str) -> Path:
+    """A chapter by its name or its recipe's name, in any case."""
+    known = chapters()
+    by_name = {key.lower(): path for key, path in known.items()}
+    by_name.update({recipe.lower(): known[chapter] for recipe, chapter in RECIPE_CHAPTERS.items()})
+    if name.lower() not in by_name:
+        raise ChapterError(f"unknown chapter or recipe {name!r}; valid chapters: {', '.join(known)}; "
+                           f"valid recipes: {', '.join(RECIPE_CHAPTERS)}")
+    return by_name[name.lower()]
+
+
+def apply_home(install: str) -> list[str]:
+    """Open every chapter's set-up cell (its second code cell) with ``install`` (:meth:`companion.pages.home.Home.install_cell`),
+    keeping the ``notebook.start`` lines after it; the chapters changed."""
+    import nbformat
+
+    changed = []
+    for name, path in chapters().items():
+        nb = nbformat.read(path, as_version=4)
+        setup = [cell for cell in nb.cells if cell.cell_type == "code"][1]
+        start = setup.source[setup.source.index("from companion.pages import notebook"):]
+        if setup.source != install + start:
+            setup.source = install + start
+            nbformat.write(nb, path)
+            changed.append(name)
+    return changed
+
+
+def glued_values(nb) -> dict:
+    """Every value a notebook glued without displaying it: name -> number or text (figures as "figure")."""
+    values = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is None:
+                continue
+            data = output.get("data", {})
+            if f"{GLUED}image/png" in data:
+                values[name] = "figure"
+                continue
+            text = data.get(f"{GLUED}text/markdown", data.get(f"{GLUED}text/plain", ""))
+            try:
+                values[name] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[name] = text
+    return values
+
+
+@dataclasses.dataclass
+class Summary:
+    chapter: str
+    profile: str
+    parameters: dict
+    seconds: float
+    executed_notebook: str
+    completed: bool  # False if the run stopped early (an error, or Ctrl-C)
+    stopped_at: str | None  # where it stopped: "cell 7: DatasetError: ..." or "interrupted in cell 7"
+    facts: list[str]
+    glued: dict
+
+    def write(self, folder: Path) -> Path:
+        path = folder / f"{Path(self.executed_notebook).stem}.summary.json"
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2))
+        return path
+
+
+def _summary(name: str, profile: str, parameters: dict, started: float, executed: Path, stopped_at=None) -> Summary:
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4) if executed.is_file() else nbformat.v4.new_notebook()
+    facts = ["".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+             for cell in nb.cells if notebook.is_fact_cell(cell)]
+    return Summary(name, profile, parameters, round(time.perf_counter() - started, 1), str(executed),
+                   stopped_at is None, stopped_at, facts, glued_values(nb))
+
+
+def _failed_cell(executed: Path) -> str:
+    """"cell N: Error: message" for the first cell of an executed notebook that holds an error."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for position, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                message = (output.get("evalue") or "").strip().splitlines()
+                return f"code cell {position}: {output.get('ename')}: {message[0] if message else ''}"
+    return "a cell that left no error output"
+
+
+def _kernel_manager(log: Path):
+    """A kernel manager whose kernel writes its process's standard error (TensorFlow's native notices, the kernel's
+    own complaints when a run is interrupted) to ``log`` instead of the terminal."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggingKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "ab") as file:  # the kernel process keeps its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": file})
+
+    return LoggingKernelManager
+
+
+def run(name: str, profile: str, parameters: dict, output: Path, progress: bool = True) -> Summary:
+    """Execute one chapter with papermill under ``profile``; write the executed notebook, its summary, and the
+    kernel's own standard error (``NAME.kernel.log``).
+
+    Raises :class:`ChapterError` (after writing them) if a cell fails or the run is interrupted."""
+    import papermill
+
+    source = find(name)
+    profiles.get(profile)  # fail before starting a kernel
+    notebook.validate_parameters({"profile": profile, **parameters})
+    output = Path(output).absolute()  # papermill runs the kernel in the chapter's folder
+    output.mkdir(parents=True, exist_ok=True)
+    executed = output / source.name
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters={"profile": profile, **parameters},
+                                   cwd=str(source.parent), progress_bar=progress, kernel_name="python3",
+                                   kernel_manager_class=_kernel_manager(output / f"{source.stem}.kernel.log"))
+    except papermill.PapermillExecutionError:
+        where = _failed_cell(executed)
+        _summary(source.stem, profile, parameters, started, executed, where).write(output)
+        raise ChapterError(f"{source.stem} failed in {where} (executed notebook: {executed})") from None
+    except KeyboardInterrupt:
+        _summary(source.stem, profile, parameters, started, executed, "interrupted").write(output)
+        raise ChapterError(f"{source.stem} interrupted; the part that ran is in {executed}") from None
+    summary = _summary(source.stem, profile, parameters, started, executed)
+    summary.write(output)
+    return summary
+
+
+def build_book(profile: str, executed: Path | None = None) -> int:
+    """Build the HTML book into ``_build/html``: executing every chapter under ``profile``, or from notebooks
+    executed before.
+
+    With ``executed`` (a folder of executed chapters, e.g. written by ``companion run --all`` on a GPU), the sources
+    are copied to a staging folder, each chapter replaced by its executed version, and the book built there with
+    execution turned off, so that the pages show exactly those runs.
+    """
+    import os
+
+    import yaml
+
+    root = clone()
+    jupyter_book = str(Path(sys.executable).parent / "jupyter-book")
+    if executed is None:
+        profiles.get(profile)
+        return subprocess.call([jupyter_book, "build", str(root)], env={**os.environ, profiles.PROFILE_ENV: profile})
+    missing = [path.name for path in chapters().values() if not (executed / path.name).is_file()]
+    if missing:
+        raise ChapterError(f"{executed} lacks executed chapters: {', '.join(missing)} "
+                           "(run them with `companion run --all --output FOLDER`)")
+    with tempfile.TemporaryDirectory() as staging:
+        site = Path(staging)
+        shutil.copy(root / "_toc.yml", site / "_toc.yml")
+        shutil.copytree(root / "_static", site / "_static")
+        config = yaml.safe_load((root / "_config.yml").read_text())
+        config["execute"]["execute_notebooks"] = "off"
+        (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (site / "book").mkdir()
+        for path in chapters().values():
+            shutil.copy(executed / path.name, site / "book" / path.name)
+        return subprocess.call([jupyter_book, "build", str(site), "--path-output", str(root)])

@@ -1,0 +1,323 @@
+"""The experiment the book exists for: what the Keras 3 override costs on a real pretrained base.
+
+From the same phase-1 weights (the recipe's own phase 1, kept by :mod:`companion.training.runner`), the recipe is fine-tuned
+as written and with the remedy (every BatchNormalization layer ``trainable=False``) under each Keras variant, each
+in its own process. Each seed is a pair: both runs start from the same weights, see the same batches in the same
+order (:meth:`companion.training.runner.Data.paired`) and the same random seed, so the per-seed difference is what the way of
+fine-tuning changed, and the mean over seeds has a 95% t interval (:mod:`companion.core.statistics`). Each run records
+validation accuracy after the first few batches and at its end, and how many BatchNormalization layers' moving
+statistics moved. How large it is (variants, seeds, batches, validation images, shorter phase 1s) is the profile's
+:class:`companion.core.profiles.ExperimentPlan` for the recipe.
+
+The two ways compare two regimes that depend on the variant: as written, BN statistics are updated where the
+variant overrides ``training=False`` and fixed where it does not, and ``gamma``/``beta`` train in both; the remedy
+fixes both. Where ``training=False`` kept the statistics, as written *is* the tutorials' intent (statistics fixed,
+``gamma``/``beta`` trained), so :meth:`Experiment.override_cost` measures the override alone against it.
+
+The parent process (the pinned Keras) trains or resumes phase 1 and keeps its weights as plain arrays; each child
+(:func:`column_in_child`, run under a variant by :mod:`companion.core.child`) reads the same data and the kept
+phase 1 (:func:`companion.training.runner.kept_phase1`), fine-tunes, and returns its results. A variant's column is kept in the cache folder under a key of
+the phase-1 weights' hash, the variant, the plan and the code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from companion.checks import evidence
+from companion.core import cache, child, profiles, statistics, variants
+from companion.core.profiles import ExperimentPlan, Profile
+from companion.core.statistics import Finding, PairedDifference
+from companion.core.tables import FactTable
+from companion.training import runner
+from companion.tutorials import recipes, setups
+from companion.tutorials.recipes import Recipe
+from companion.tutorials.results import FineTuneResult, Phase1Result
+
+WAYS = (recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN)
+
+
+def ways(recipe: Recipe) -> dict[str, Recipe]:
+    """The two ways of fine-tuning the experiment compares: the recipe as written, and with the remedy."""
+    return {recipes.Way.AS_WRITTEN: recipe, recipes.Way.BN_FROZEN: dataclasses.replace(recipe, freeze_batch_norm=True)}
+
+
+@dataclasses.dataclass
+class Column:
+    """One Keras variant's fine-tuning runs: way -> one result per seed (in the order of ``seeds``)."""
+
+    variant: str
+    versions: dict
+    runs: dict[recipes.Way, list[FineTuneResult]]
+    seconds: float
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Column:
+        return cls(raw["variant"], raw["versions"],
+                   {recipes.Way(way): [FineTuneResult.from_dict(r) for r in results]
+                    for way, results in raw["runs"].items()},
+                   raw["seconds"])
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} {self.versions['keras']}"
+
+
+@dataclasses.dataclass
+class Experiment:
+    """Per seed, a pair of fine-tuning runs (as written, with the remedy) from the same phase-1 weights on the same
+    batches, under each Keras variant of the plan."""
+
+    recipe: str
+    setup: dict  # Setup.rows() as a dict
+    plan: ExperimentPlan
+    phase1_epochs: int
+    phase1: Phase1Result
+    columns: dict[str, Column]  # variant name -> its runs
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.plan.seeds
+
+    @property
+    def points(self) -> list[int | str]:
+        """Where accuracy is compared: after each early batch count, and at the end of the run ("end")."""
+        return [*self.plan.early_batches, "end"]
+
+    def accuracy(self, variant: str, way: str, point: int | str) -> list[float]:
+        """Validation accuracy per seed, after ``point`` batches (an int) or at the end of the run ("end")."""
+        results = self.columns[variant].runs[way]
+        if point == "end":
+            return [r.validation_accuracy for r in results]
+        return [next(p.validation_accuracy for p in r.early if p.batches == point) for r in results]
+
+    def remedy_gain(self, variant: str, point: int | str) -> PairedDifference:
+        """In points: the remedy's accuracy minus the accuracy as written, paired by seed, with its 95% interval
+        (positive: fine-tuning as written cost accuracy)."""
+        return statistics.paired_difference(self.accuracy(variant, recipes.Way.AS_WRITTEN, point),
+                                            self.accuracy(variant, recipes.Way.BN_FROZEN, point)).scaled(100)
+
+    def override_cost(self, variant: str, reference: str, point: int | str) -> PairedDifference:
+        """In points: as written under ``reference`` (where ``training=False`` kept the statistics) minus as written
+        under ``variant``, paired by seed (same phase-1 weights, same batches): the override alone, with
+        ``gamma``/``beta`` trained on both sides."""
+        return statistics.paired_difference(self.accuracy(variant, recipes.Way.AS_WRITTEN, point),
+                                            self.accuracy(reference, recipes.Way.AS_WRITTEN, point)).scaled(100)
+
+    def bn_layers_moved(self, variant: str, way: str) -> list[int]:
+        return [r.bn_layers_moved for r in self.columns[variant].runs[way]]
+
+    def overridden(self) -> list[str]:
+        """The variants on which fine-tuning as written moved BN statistics (the override)."""
+        return [name for name in self.columns if max(self.bn_layers_moved(name, recipes.Way.AS_WRITTEN)) > 0]
+
+    def kept_statistics(self) -> list[str]:
+        """The variants on which ``training=False`` kept the statistics: as written there is the tutorials' intent
+        (statistics fixed, ``gamma``/``beta`` trained)."""
+        return [name for name in self.columns if name not in self.overridden()]
+
+    def reference(self) -> str | None:
+        """The variant the override is measured against: the first that kept the statistics (None: none did)."""
+        kept = self.kept_statistics()
+        return kept[0] if kept else None
+
+    def _regime(self, variant: str, way: str) -> tuple[str, str]:
+        """What fine-tuning did to the base's BN layers, from the runs' counts: statistics, gamma/beta."""
+        run = self.columns[variant].runs[way][0]
+        return ("updated" if max(self.bn_layers_moved(variant, way)) else "fixed",
+                "trained" if run.bn_layers_trainable else "frozen")
+
+    def table(self) -> FactTable:
+        """Per variant: what each way did to BN, and the remedy's paired gain at each point with its interval."""
+        header = ["Keras", "as written: BN statistics, gamma/beta", "remedy: BN statistics, gamma/beta",
+                  *(_where(p) for p in self.points)]
+        rows = [[column.label, ", ".join(self._regime(name, recipes.Way.AS_WRITTEN)),
+                 ", ".join(self._regime(name, recipes.Way.BN_FROZEN)),
+                 *(cost_cell(self.remedy_gain(name, p)) for p in self.points)]
+                for name, column in self.columns.items()]
+        return FactTable(header, rows, caption=f"{self.recipe}, phase 1 of {self.phase1_epochs} epochs, "
+                         f"{len(self.seeds)} seeds: what fine-tuning as written cost against the remedy, {COST_CELLS}")
+
+    def override_table(self) -> FactTable:
+        """The override alone: as written under each overridden variant against as written under the reference."""
+        reference = self.reference()
+        rows = [[self.columns[name].label, self.columns[reference].label,
+                 *(cost_cell(self.override_cost(name, reference, p)) for p in self.points)]
+                for name in self.overridden()] if reference else []
+        return FactTable(["as written under", "against as written under", *(_where(p) for p in self.points)], rows,
+                         caption="what the override cost: as written where it overrode training=False against as "
+                                 f"written where training=False kept the statistics, {COST_CELLS}")
+
+    def accuracy_table(self) -> FactTable:
+        """Per variant and way: validation accuracy at each point (mean over the seeds, then each seed)."""
+        rows = [[column.label, way, *(_mean_and_seeds(self.accuracy(name, way, p)) for p in self.points)]
+                for name, column in self.columns.items() for way in column.runs]
+        return FactTable(["Keras", "fine-tuning", *(_where(p) for p in self.points)], rows,
+                         caption=f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
+
+    def bn_table(self) -> FactTable:
+        """Per variant and way: how many of the base's BN layers moved their statistics (the distinct counts over
+        the seeds: the same in every seed, since which layers run in training mode does not depend on the seed)
+        and how many were trainable (their gamma and beta train)."""
+        rows = [[column.label, way, ", ".join(map(str, sorted(set(self.bn_layers_moved(name, way))))),
+                 column.runs[way][0].bn_layers_trainable, len(column.runs[way][0].bn_layers)]
+                for name, column in self.columns.items() for way in column.runs]
+        return FactTable(["Keras", "fine-tuning", "BN layers whose statistics moved", "BN layers trainable",
+                          "BN layers in the base"], rows)
+
+    def values(self, prefix: str = "exp") -> dict:
+        """The numbers the chapter glues, per variant (``keras``, ``keras_nightly``, ``tf_keras``), at the first and
+        last early point and at the end: mean accuracy both ways (what it cost is in :meth:`table`)."""
+        first, last = self.plan.early_batches[0], self.plan.early_batches[-1]
+        values = {f"{prefix}_recipe": self.recipe, f"{prefix}_seeds": len(self.seeds), f"{prefix}_first_batches": first,
+                  f"{prefix}_last_batches": last, f"{prefix}_phase1": self.phase1.validation_accuracy,
+                  f"{prefix}_phase1_epochs": self.phase1_epochs, f"{prefix}_why": self.plan.why,
+                  f"{prefix}_batches": _batches(self.plan), f"{prefix}_validation_images": _images(self.plan)}
+        tags = ((first, "first"), (last, "last"), ("end", "end"))
+        for name, column in self.columns.items():
+            key = f"{prefix}_{name.replace('-', '_')}"
+            values[f"{key}_label"] = column.label
+            for point, tag in tags:
+                values[f"{key}_written_{tag}"] = float(np.mean(self.accuracy(name, recipes.Way.AS_WRITTEN, point)))
+                values[f"{key}_remedy_{tag}"] = float(np.mean(self.accuracy(name, recipes.Way.BN_FROZEN, point)))
+            values[f"{key}_moved_written"] = max(self.bn_layers_moved(name, recipes.Way.AS_WRITTEN))
+        reference, overridden = self.reference(), self.overridden()
+        values[f"{prefix}_overridden"] = evidence.listing([self.columns[n].label for n in overridden]) or "none"
+        values[f"{prefix}_kept"] = evidence.listing([self.columns[n].label for n in self.kept_statistics()]) or "none"
+        if reference and overridden:
+            values[f"{prefix}_reference_label"] = self.columns[reference].label
+        return values
+
+
+def phase1_table(experiments: list[Experiment]) -> FactTable:
+    """The same pairs from phase 1s of different lengths: how the remedy's gain depends on how well phase 1 trained
+    the head (the variants both experiments ran)."""
+    points = experiments[0].points
+    shared = [n for n in experiments[0].columns if all(n in e.columns for e in experiments)]
+    rows = [[e.phase1_epochs, f"{e.phase1.validation_accuracy:.3f}", e.columns[name].label,
+             *(cost_cell(e.remedy_gain(name, p)) for p in points)] for e in experiments for name in shared]
+    return FactTable(["phase 1 epochs", "validation accuracy after phase 1", "Keras", *(_where(p) for p in points)],
+                     rows, caption=f"what fine-tuning as written cost against the remedy, {COST_CELLS}")
+
+
+def cost_cell(gain: PairedDifference) -> str:
+    """What fine-tuning as written cost, from the remedy's paired gain in points, as a table cell: "costs 0.8 (0.3 to
+    1.3)" where the 95% interval lies above zero, "gains ..." where below, "none detected (+0.2; -0.4 to +0.8)"
+    where it holds zero (at this sample size), "+0.8 (one seed: no interval)"."""
+    finding = gain.finding
+    if finding is Finding.POSITIVE:
+        return f"costs {gain.mean:.1f} ({gain.low:.1f} to {gain.high:.1f})"
+    if finding is Finding.NEGATIVE:
+        return f"gains {-gain.mean:.1f} ({-gain.high:.1f} to {-gain.low:.1f})"
+    if finding is Finding.NO_DIFFERENCE:
+        return f"none detected ({gain.mean:+.1f}; {gain.low:+.1f} to {gain.high:+.1f})"
+    return f"{gain.mean:+.1f} ({Finding.ONE_SEED.value})"
+
+
+# What a cell of the cost tables says, for their captions.
+COST_CELLS = ("in points of validation accuracy: the mean of the paired differences over the seeds with its 95% "
+              "interval; \"none detected\" where the interval holds zero, at this sample size")
+
+
+def _where(point: int | str) -> str:
+    return "at the end" if point == "end" else f"after {point} batches"
+
+
+def _batches(plan: ExperimentPlan) -> str:
+    return "one epoch" if plan.batches is None else f"{plan.batches} batches"
+
+
+def _images(plan: ExperimentPlan) -> str:
+    return "all" if plan.validation_images is None else str(plan.validation_images)
+
+
+def _mean_and_seeds(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})"
+
+
+def run_child(name: str, arguments: dict, progress=None) -> Column:
+    """Fine-tune under variant ``name`` in a child process (:func:`column_in_child`); ``progress`` (a tqdm bar)
+    advances per finished run."""
+    env = variants.environment(variants.get(name))
+    env.pop(profiles.PROFILE_ENV, None)  # the child gets its profile explicitly
+    started = time.perf_counter()
+    try:
+        raw = child.call("companion.training.experiment:column_in_child", env,
+                         on_step=None if progress is None else lambda: progress.update(1), **arguments)
+    except child.ChildFailed as failed:
+        raise RuntimeError(f"the experiment failed under {name}:\n{failed.stderr[-4000:]}") from None
+    return Column.from_dict({**raw, "variant": name, "seconds": time.perf_counter() - started})
+
+
+def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | None = None,
+        names: list[str] | None = None, progress: bool = True, checkpoints: Path | None = None,
+        batch_size: int | None = None) -> Experiment:
+    """The profile's experiment for ``recipe``: phase 1 (resumed from the recipe's chapter when it ran with the same
+    key), then every planned variant's column.
+
+    With ``phase1_epochs`` other than the setup's, phase 1 runs that long instead (kept apart from the chapter's)
+    and only the plan's first variant fine-tunes from it, unless ``names`` says otherwise.
+    """
+    from tqdm.auto import tqdm
+
+    plan = profile.experiment_for(recipe)
+    batch_size = batch_size or recipe.batch_size
+    s = setups.setup(recipe, profile)
+    own = phase1_epochs is None or phase1_epochs == s.phase1_epochs
+    s = s if own else dataclasses.replace(s, phase1_epochs=phase1_epochs)
+    names = names or list(plan.variants if own else plan.variants[:1])
+    d = runner.load_data(s, batch_size, seed)
+    key = runner.run_key(s, d, seed, batch_size)
+    checkpoints = checkpoints or runner.checkpoint_dir(s, seed)
+    # A kept folder is emptied when its key changes: a shorter phase 1 keeps its own, next to the chapter's.
+    suffix = "" if own else f"-{s.phase1_epochs}-epochs"
+    kept_phase1 = cache.Folder(checkpoints / f"phase1{suffix}", key)
+    phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1)
+    phase1_sha256 = kept_phase1.sha256("phase1.npz")
+    arguments = {"profile": profile.to_json(), "recipe": recipe.name, "phase1_epochs": s.phase1_epochs,
+                 "data_seed": seed, "batch_size": batch_size, "phase1_folder": str(kept_phase1.path)}
+    runs_per_column = len(plan.seeds) * len(WAYS)
+
+    def column(name: str) -> Column:
+        folder = cache.cache_dir() / "experiment" / f"{runner.checkpoint_dir(s, seed).name}{suffix}" / name
+        kept = cache.Folder(folder, {**key, "phase1": phase1_sha256, "variant": repr(variants.get(name)),
+                                     "plan": dataclasses.asdict(plan)})
+        raw = kept.read_json("column.json")
+        if raw is not None:
+            bar.update(runs_per_column)
+            return Column.from_dict(raw)
+        found = run_child(name, arguments, bar)
+        kept.write_json("column.json", dataclasses.asdict(found))
+        return found
+
+    with tqdm(total=runs_per_column * len(names), desc="fine-tuning runs under each Keras variant",
+              disable=not progress) as bar:
+        # Two variants at a time (one bar, advanced by every run): their children's start-up overlaps.
+        columns = dict(zip(names, child.two_at_a_time(column, names, "Keras variants", progress=False)))
+    return Experiment(recipe.name, dict(s.rows()), plan, s.phase1_epochs, phase1.result, columns)
+
+
+def column_in_child(profile: str, recipe: str, phase1_epochs: int, data_seed: int, batch_size: int,
+                    phase1_folder: str) -> dict:
+    """In a variant's child process (:func:`run_child`): for every seed, both ways from the kept phase 1 on that
+    seed's batches; what it returns is a :class:`Column`'s runs and versions."""
+    chosen = recipes.get(recipe)
+    parsed = Profile.from_json(profile)
+    plan = parsed.experiment_for(chosen)
+    s = dataclasses.replace(setups.setup(chosen, parsed), phase1_epochs=phase1_epochs)
+    d = runner.load_data(s, batch_size, data_seed)
+    phase1 = runner.kept_phase1(cache.Folder.existing(Path(phase1_folder)))
+    if phase1 is None:
+        raise FileNotFoundError(f"no readable phase 1 in {phase1_folder}")
+    column = {way: [] for way in WAYS}
+    for seed in plan.seeds:
+        pair = d.paired(seed, plan.batches, plan.validation_images, batch_size)
+        for way, variant in ways(chosen).items():
+            # One pass over the pair's batches: both runs of the pair see the same batches in the same order.
+            column[way].append(dataclasses.asdict(runner.fine_tune(
+                s, variant, way, phase1, pair, seed, plan.early_batches, epochs=1, verbose=0)))
+            child.step()
+    return {"versions": variants.versions(), "runs": column}

@@ -1,0 +1,292 @@
+"""The training runner: one function trains any recipe under any profile, as the tutorials do.
+
+Phase 1 trains the head on the frozen base; phase 2 unfreezes the base (all but ``layers[:fine_tune_at]``) and
+fine-tunes with a lower learning rate. Phase 2 runs once per fine-tuning variant of the book's experiment
+(:func:`companion.tutorials.recipes.fine_tuning_variants`), each from the same phase-1 weights, and records validation
+accuracy after the first few batches and after every epoch, and how far each BatchNormalization layer's moving
+statistics have moved.
+
+Phase-1 weights travel as plain arrays (base, then head), so a child process running another Keras variant can
+fine-tune from exactly the same weights (:mod:`companion.training.experiment`). With a checkpoint folder each phase is kept
+as soon as it exists and reused by a later run with the same key: settings, versions, code, the data's identity, the
+weights' hash and the seed (:mod:`companion.core.cache`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+
+from companion import data
+from companion.core import cache
+from companion.core.variants import load_keras, versions
+from companion.flags import models
+from companion.flags.probes import to_numpy
+from companion.tutorials import backbones, recipes
+from companion.tutorials.recipes import Recipe
+from companion.tutorials.results import (
+    EarlyPoint,
+    FineTuneResult,
+    History,
+    Phase1Result,
+    RunResult,
+)
+from companion.tutorials.setups import Setup, load_base
+
+# --- Data -------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Data:
+    train: object  # tf.data.Dataset of (images, labels), scaled in the pipeline where the recipe does so
+    validation: object
+    test: object
+    report: str  # what the scan of the image files found
+    identity: str  # which images: shown on the page, and part of every checkpoint key
+    fingerprint: str
+
+    @functools.cached_property
+    def train_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training images and labels in the order of the first pass over ``train``, kept: later passes
+        reshuffle, and the experiment's pairs must not depend on how many passes came before."""
+        pairs = [(np.asarray(x), np.asarray(y)) for x, y in self.train]
+        return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])
+
+    def paired(self, seed: int, batches: int | None, validation_images: int | None, batch_size: int) -> Data:
+        """The data of one pair of the experiment's runs: ``batches`` batches of the training images in an order
+        drawn with ``seed`` (all of them when None), the same on every pass and every call, so that both runs of a
+        pair see the same batches; and the first ``validation_images`` of the validation and test images (their
+        order is fixed; None: all)."""
+        import tensorflow as tf
+
+        images, labels = self.train_arrays
+        order = np.random.default_rng(seed).permutation(len(images))
+        chosen = order if batches is None else order[:batches * batch_size]
+        if batches is not None and len(chosen) < batches * batch_size:
+            raise ValueError(f"{batches} batches of {batch_size} need {batches * batch_size} training images, and "
+                             f"there are {len(images)}: plan fewer batches")
+        train = tf.data.Dataset.from_tensor_slices((images[chosen], labels[chosen])).batch(batch_size)
+        first = (lambda d: d) if validation_images is None else (
+            lambda d: d.unbatch().take(validation_images).batch(batch_size))
+        return dataclasses.replace(self, train=train, validation=first(self.validation), test=first(self.test))
+
+
+def load_data(s: Setup, batch_size: int, seed: int) -> Data:
+    """The setup's datasets (train reshuffled every epoch with ``seed``; validation and test in a fixed order)."""
+    size = (s.image_size, s.image_size)
+    if s.dataset.tfds:
+        train, validation, test = (
+            data.load_tfds_cats_vs_dogs(split, size, batch_size, shuffle=(i == 0), seed=seed)
+            for i, split in enumerate(s.dataset.splits))
+        identity = f"TFDS {s.dataset.name} ({', '.join(s.dataset.splits)})"
+        report = "TFDS cats_vs_dogs: TFDS leaves out the archive's corrupt JPEGs itself when preparing the data"
+        fingerprint = identity
+    else:
+        splits = data.load_splits(size, batch_size, seed, limit_per_class=s.images_per_class)
+        train, validation, test = splits.train, splits.validation, splits.test
+        report, identity, fingerprint = splits.report.summary(), str(splits.identity), splits.identity.fingerprint
+    scaled = (d.map(lambda x, y: (models.scale_in_pipeline(s.recipe, x), y)) for d in (train, validation, test))
+    return Data(*scaled, report, identity, fingerprint)
+
+
+class Accuracy:
+    """Accuracy of a model on a fixed dataset, from ``predict`` (which, unlike ``evaluate``, leaves the compiled
+    metrics alone, so it can run in the middle of an epoch)."""
+
+    def __init__(self, dataset, threshold: float):
+        self.dataset = dataset
+        self.threshold = threshold
+        self.labels = np.concatenate([np.asarray(y) for _, y in dataset]).reshape(-1)
+
+    def __call__(self, model) -> float:
+        predicted = np.asarray(model.predict(self.dataset, verbose=0)).reshape(-1) > self.threshold
+        return float(np.mean(predicted == (self.labels > 0.5)))
+
+
+# --- What fine-tuning does to BatchNormalization --------------------------------------------------------------
+
+
+class BatchNormDrift:
+    """Snapshots of BN moving statistics, compared with those at the start of fine-tuning."""
+
+    def __init__(self, base):
+        self.layers = models.batch_norm_layers(base)
+        self.start = self._snapshot()
+        self.mean: list[list[float]] = []
+        self.variance: list[list[float]] = []
+
+    def _snapshot(self):
+        return [(to_numpy(layer.moving_mean), to_numpy(layer.moving_variance)) for layer in self.layers]
+
+    def _changes(self):
+        now = self._snapshot()
+        return ([float(np.max(np.abs(m - m0))) for (m, _), (m0, _) in zip(now, self.start)],
+                [float(np.max(np.abs(v - v0))) for (_, v), (_, v0) in zip(now, self.start)])
+
+    def moved_now(self) -> int:
+        """BN layers whose moving statistics have changed since the start."""
+        mean, variance = self._changes()
+        return sum(1 for m, v in zip(mean, variance) if m > 0 or v > 0)
+
+    def record(self) -> None:
+        mean, variance = self._changes()
+        self.mean.append(mean)
+        self.variance.append(variance)
+
+
+def _callbacks(drift: BatchNormDrift, accuracy: Accuracy, early_batches: tuple[int, ...], early: list[EarlyPoint]):
+    """Record the drift after every epoch, and accuracy and drift after ``early_batches`` batches of the first."""
+    keras = load_keras()
+
+    class Record(keras.callbacks.Callback):
+        first_epoch = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.first_epoch = epoch if self.first_epoch is None else self.first_epoch
+            self.in_first_epoch = epoch == self.first_epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.in_first_epoch and batch + 1 in early_batches:
+                early.append(EarlyPoint(batch + 1, accuracy(self.model), drift.moved_now()))
+
+        def on_epoch_end(self, epoch, logs=None):
+            drift.record()
+
+    return [Record()]
+
+
+# --- The runner -------------------------------------------------------------------------------------------------
+
+
+def checkpoint_dir(s: Setup, seed: int) -> Path:
+    """Where the chapters keep this setup's phases: the cache folder / runs / recipe / profile-seed-data."""
+    slug = lambda text: "".join(c if c.isalnum() else "-" for c in text.lower())  # noqa: E731
+    return cache.cache_dir() / "runs" / slug(s.recipe.name) / f"{s.profile}-seed{seed}-{slug(s.dataset.name)}"
+
+
+def weights_fingerprint(s: Setup) -> str:
+    return backbones.PACKAGED[s.architecture].sha256 if s.weights == "packaged" else s.weights
+
+
+@dataclasses.dataclass
+class Phase1:
+    """Phase 1's result and the weights it ended with, as arrays (base, then head)."""
+
+    result: Phase1Result
+    base_weights: list[np.ndarray]
+    head_weights: list[np.ndarray]
+
+
+def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
+    """Phase 1 as the recipe writes it: the base frozen, the head trained with the first optimizer."""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed)
+    started = time.perf_counter()
+    built = models.build_recipe_model(s.recipe, load_base(s), s.image_size)
+    built.base.trainable = False
+    models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer)
+    validation = Accuracy(d.validation, s.recipe.accuracy_threshold)
+    initial = validation(built.model)
+    # The dataset reshuffles itself every epoch (seeded); fit's own shuffle does not apply to a dataset.
+    history = built.model.fit(d.train, epochs=s.phase1_epochs, validation_data=d.validation, shuffle=False,
+                              verbose=verbose)
+    result = Phase1Result(History.of(history), initial, validation(built.model),
+                          Accuracy(d.test, s.recipe.accuracy_threshold)(built.model), time.perf_counter() - started)
+    return Phase1(result, built.base.get_weights(), built.head.get_weights())
+
+
+def fine_tune(s: Setup, variant: Recipe, name: str, phase1: Phase1, d: Data, seed: int, early_batches=(),
+              epochs: int | None = None, verbose="auto") -> FineTuneResult:
+    """Phase 2 of one variant, from phase 1's weights: unfreeze as the variant says, compile, fit, measure."""
+    keras = load_keras()
+    keras.utils.set_random_seed(seed + 1)
+    started = time.perf_counter()
+    built = models.build_recipe_model(variant, load_base(s), s.image_size)
+    built.base.set_weights(phase1.base_weights)
+    built.head.set_weights(phase1.head_weights)
+    models.prepare_fine_tuning(variant, built.base)
+    models.compile_phase(variant, built.model, variant.phase2_optimizer)
+    drift = BatchNormDrift(built.base)
+    validation = Accuracy(d.validation, variant.accuracy_threshold)
+    early: list[EarlyPoint] = []
+    # The tutorials continue the epoch count; as written, the 2019 and 2020 ones restart one epoch early.
+    initial_epoch = s.phase1_epochs - (1 if variant.phase2_initial_epoch_overlaps else 0)
+    epochs = s.phase2_epochs if epochs is None else epochs
+    history = built.model.fit(d.train, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
+                              validation_data=d.validation, callbacks=_callbacks(drift, validation, early_batches, early),
+                              shuffle=False, verbose=verbose)
+    return FineTuneResult(
+        variant=name, base_called_with=variant.base_call,
+        bn_layers_trainable=sum(layer.trainable for layer in drift.layers),
+        history=History.of(history), early=early, bn_layers=[layer.name for layer in drift.layers],
+        bn_mean_drift=drift.mean, bn_variance_drift=drift.variance,
+        validation_accuracy=validation(built.model), test_accuracy=Accuracy(d.test, variant.accuracy_threshold)(built.model),
+        seconds=time.perf_counter() - started, steps_per_epoch=int(d.train.cardinality()))
+
+
+def kept_phase1(kept: cache.Folder) -> Phase1 | None:
+    """Phase 1 as :func:`phase1_or_resume` kept it (its arrays hash-checked), or None where it is not kept."""
+    record = kept.read_json("phase1.json")
+    arrays = kept.read_arrays("phase1.npz", record["sha256"]) if record else None
+    if arrays is None:
+        return None
+    split = record["base_arrays"]
+    return Phase1(Phase1Result.from_dict(record["result"]), arrays[:split], arrays[split:])
+
+
+def phase1_or_resume(s: Setup, d: Data, seed: int, kept: cache.Folder | None, verbose="auto") -> tuple[Phase1, bool]:
+    """Phase 1 from the checkpoint folder if it holds it, else trained now (and kept); whether it was resumed."""
+    kept_result = None if kept is None else kept_phase1(kept)
+    if kept_result is not None:
+        return kept_result, True
+    phase1 = train_phase1(s, d, seed, verbose)
+    if kept is not None:
+        kept.write_arrays("phase1.npz", phase1.base_weights + phase1.head_weights)
+        kept.write_json("phase1.json", {"result": dataclasses.asdict(phase1.result),
+                                        "base_arrays": len(phase1.base_weights),
+                                        "sha256": kept.sha256("phase1.npz")})
+    return phase1, False
+
+
+def run_key(s: Setup, d: Data, seed: int, batch_size: int, **extra) -> dict:
+    """Everything a kept result depends on (the code's fingerprint is added by :class:`companion.core.cache.Folder`)."""
+    return {"setup": repr(s), "seed": seed, "batch_size": batch_size, "versions": versions(),
+            "weights": weights_fingerprint(s), "data": d.fingerprint, **extra}
+
+
+def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Path | None = None,
+        variants: dict[recipes.Way, Recipe] | None = None, early_batches: tuple[int, ...] = (), verbose="auto") -> RunResult:
+    """Train the setup's recipe: phase 1 once, then phase 2 for each fine-tuning variant from the phase-1 weights.
+
+    ``variants`` defaults to :func:`companion.tutorials.recipes.fine_tuning_variants`. With ``checkpoints`` (a folder),
+    finished phases are kept (phase 1 in ``phase1/``, fine-tuning in ``fine-tuning/``) and reused by a later call
+    with the same key; phase 1 is also what :mod:`companion.training.experiment` fine-tunes from.
+    """
+    batch_size = batch_size or s.recipe.batch_size
+    variants = variants or recipes.fine_tuning_variants(s.recipe)
+    d = load_data(s, batch_size, seed)
+    key = run_key(s, d, seed, batch_size)
+    kept_phase1 = None if checkpoints is None else cache.Folder(Path(checkpoints) / "phase1", key)
+    kept = None if checkpoints is None else cache.Folder(Path(checkpoints) / "fine-tuning", {
+        **key, "variants": repr(variants), "early_batches": early_batches})
+    phase1, resumed_phase1 = phase1_or_resume(s, d, seed, kept_phase1, verbose)
+    resumed = ["phase 1"] if resumed_phase1 else []
+    results = {}
+    for name, variant in variants.items():
+        file = f"{name.key}.json"
+        kept_result = kept.read_json(file) if kept else None
+        if kept_result is not None:
+            results[name] = FineTuneResult.from_dict(kept_result)
+            resumed.append(name)
+            continue
+        results[name] = fine_tune(s, variant, name, phase1, d, seed, early_batches, verbose=verbose)
+        if kept:
+            kept.write_json(file, dataclasses.asdict(results[name]))
+    recovered = [*(kept_phase1.recovered if kept_phase1 else []), *(kept.recovered if kept else [])]
+    return RunResult(setup=dict(s.rows()), weights=s.weights_label, data=d.identity, phase1=phase1.result,
+                     fine_tuning=results, versions=versions(), resumed=resumed, recovered=recovered,
+                     data_report=d.report)
