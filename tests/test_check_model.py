@@ -103,11 +103,11 @@ def test_the_command_on_a_saved_mobilenet_v2_transfer_model(saved):
     # convolutions carry no bias; Dense has kernel and bias: 52 + 2) and the 52 BN layers 104 gamma/beta.
     assert f"received training=True:  Functional mobilenetv2_0.35_32; BatchNormalization {MOBILENET_V2_BN} of " \
            f"{MOBILENET_V2_BN}; Dropout head_dropout; Dense head_dense" in as_written
-    assert f"BN statistics moved:   {MOBILENET_V2_BN} of {MOBILENET_V2_BN} layers" in as_written
-    assert "trainable in the step: kernels and biases 54 of 54; BN gamma/beta 104 of 104" in as_written
+    assert f"BN statistics moved:      {MOBILENET_V2_BN} of {MOBILENET_V2_BN} layers" in as_written
+    assert "trainable in the step:    kernels and biases 54 of 54; BN gamma/beta 104 of 104" in as_written
     assert remedy[0].endswith(f"froze {MOBILENET_V2_BN} BatchNormalization layers")
-    assert "BN statistics moved:   none" in remedy
-    assert "trainable in the step: kernels and biases 54 of 54; BN gamma/beta 0 of 104" in remedy
+    assert "BN statistics moved:      none" in remedy
+    assert "trainable in the step:    kernels and biases 54 of 54; BN gamma/beta 0 of 104" in remedy
 
 
 def test_a_nested_backbone_is_found_and_every_batch_norm_frozen(saved, keras):

@@ -142,6 +142,10 @@ def test_a_relative_data_folder_works_with_companion_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "offline_weights.summary.json").read_text())
     assert summary["completed"] and summary["glued"]["head_images_mobilenet"].startswith("200 training")
+    # Papermill's injected copy of the parameters is plumbing: the book built from this run leaves it out.
+    executed = json.loads((tmp_path / "out" / "offline_weights.ipynb").read_text())
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0]["metadata"]["tags"]
 
 
 def test_make_resolves_a_relative_data_folder_where_it_was_called(tmp_path):

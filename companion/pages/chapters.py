@@ -188,9 +188,22 @@ def run(name: str, profile: str, parameters: dict, output: Path, progress: bool 
     except KeyboardInterrupt:
         _summary(source.stem, profile, parameters, started, executed, "interrupted").write(output)
         raise ChapterError(f"{source.stem} interrupted; the part that ran is in {executed}") from None
+    _hide_injected_parameters(executed)
     summary = _summary(source.stem, profile, parameters, started, executed)
     summary.write(output)
     return summary
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Papermill's copy of the parameters it injected is plumbing: tag it so that the book leaves it out."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
 
 
 def build_book(profile: str, executed: Path | None = None) -> int:
