@@ -40,7 +40,7 @@ from companion.tutorials.results import FineTuneResult, Phase1Result
 WAYS = (recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN)
 
 
-def ways(recipe: Recipe) -> dict[str, Recipe]:
+def ways(recipe: Recipe) -> dict[recipes.Way, Recipe]:
     """The two ways of fine-tuning the experiment compares: the recipe as written, and with the remedy."""
     return {recipes.Way.AS_WRITTEN: recipe, recipes.Way.BN_FROZEN: dataclasses.replace(recipe, freeze_batch_norm=True)}
 

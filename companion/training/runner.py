@@ -277,7 +277,7 @@ def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Pat
     resumed = ["phase 1"] if resumed_phase1 else []
     results = {}
     for name, variant in variants.items():
-        file = f"{name.key}.json"
+        file = f"{recipes.Way(name).key}.json"  # a way given by its label is found too; another name fails here
         kept_result = kept.read_json(file) if kept else None
         if kept_result is not None:
             results[name] = FineTuneResult.from_dict(kept_result)
