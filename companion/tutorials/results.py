@@ -44,7 +44,7 @@ class FineTuneResult:
     bn_mean_drift: list[list[float]]
     bn_variance_drift: list[list[float]]
     validation_accuracy: float
-    test_accuracy: float
+    test_accuracy: float | None  # None: not measured (the paired experiment's runs)
     seconds: float
     steps_per_epoch: int
 
