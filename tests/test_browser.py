@@ -98,6 +98,15 @@ def test_page_renders_tables_and_figures_without_errors(server, browser, page):
     assert all(loaded), f"{sum(not x for x in loaded)} figure(s) failed to load on {page}"
     if page not in ("book/introduction", "book/how_it_is_verified", "book/upstream_reports"):  # no results to plot
         assert images, f"no figure on {page}"
+    uncaptioned = browser.execute_script(
+        "return Array.from(document.querySelectorAll('figure img, .cell_output img')).filter(image => {"
+        "  const caption = image.closest('figure')?.querySelector('figcaption');"
+        "  return !caption || !caption.innerText.trim(); }).length;")
+    assert not uncaptioned, f"{uncaptioned} figure(s) without a caption on {page}"
+    # No machine's paths: the data folder is named in the README and the set-up, never on a page.
+    data_folder = os.environ.get("COMPANION_DATA_DIR")
+    if data_folder:
+        assert os.path.abspath(data_folder) not in browser.page_source, f"the data folder's path is shown on {page}"
     # Readers' buttons: download of the .ipynb and a Colab launch link built from the repository URL.
     source = browser.page_source
     assert "colab.research.google.com" in source and ".ipynb" in source

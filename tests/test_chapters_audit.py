@@ -27,7 +27,7 @@ def _chapters():
 
 CHAPTERS = _chapters()
 CONCEPT_CHAPTERS = ("trainable_versus_training", "keras3_surprise")
-TUTORIAL_CHAPTERS = ("mobilenet_v2_2019", "mobilenet_v2_2020", "xception_2020")
+TUTORIAL_CHAPTERS = ("mobilenet_v2_2019", "mobilenet_v2_2020", "keras_guide_xception_2020")
 
 
 def _cells(name_or_path, kind):
@@ -174,11 +174,21 @@ def test_the_version_matrix_page_shows_the_decisive_code_from_its_one_definition
 
 
 @pytest.mark.parametrize("name", TUTORIAL_CHAPTERS)
-def test_tutorial_chapters_show_the_code_generated_from_their_recipe(name):
-    cells = nbformat.read(BOOK / f"{name}.ipynb", 4).cells
-    generated = [i for i, c in enumerate(cells) if c.cell_type == "code" and "recipes.keras_code(" in c.source]
-    table = [i for i, c in enumerate(cells) if c.cell_type == "code" and "recipes.table(page.recipe)" in c.source]
-    assert len(generated) == 1 and table and generated[0] > table[0]
+def test_tutorial_chapters_run_the_tutorials_keras_and_measure_every_fit(name):
+    """A tutorial chapter's cells set the flags, compile and fit as the tutorial does (the recipe's model:
+    tests/test_chapters_code.py), apply the remedy with its one definition, and every ``fit`` runs inside
+    ``page.phase1(...)`` or ``page.fine_tuning(...)``."""
+    tree = _code(name)
+    assert any(isinstance(target, ast.Attribute) and target.attr == "trainable"
+               for node in ast.walk(tree) if isinstance(node, ast.Assign) for target in node.targets)
+    assert len(_calls(tree, "compile")) >= 3 and len(_calls(tree, "fit")) >= 3
+    assert [c for c in _calls(tree, "freeze_batch_norm") if isinstance(c.func.value, ast.Name)
+            and c.func.value.id == "decisive"], f"{name}: the remedy is not decisive.freeze_batch_norm"
+    measured = {id(call) for node in ast.walk(tree) if isinstance(node, ast.With)
+                and any(isinstance(item.context_expr, ast.Call) and isinstance(item.context_expr.func, ast.Attribute)
+                        and item.context_expr.func.attr in ("phase1", "fine_tuning") for item in node.items)
+                for call in _calls(node, "fit")}
+    assert {id(call) for call in _calls(tree, "fit")} == measured, f"{name}: a fit runs outside the page's measuring"
 
 
 def test_the_recommended_remedy_always_drops_training_false():

@@ -1,19 +1,58 @@
-"""The tutorial chapters' Keras code, generated from each recipe (:func:`companion.tutorials.recipes.keras_code`), runs and
-builds the same model as :func:`companion.flags.models.build_recipe_model`, the model the training runs use."""
+"""The tutorial chapters' Keras: the cells each tutorial page shows are the code that runs, they build the recipe's
+model (:func:`companion.flags.models.build_recipe_model`, which the runner and the experiment train), and a changed
+line in a chapter changes what the chapter measures.
 
-import ast
+The chapters' cells are executed here as the notebook runs them, with a real :class:`companion.pages.tutorial.Page`
+around them, on a few real images (80 per class, one epoch per phase).
+"""
 
-import numpy as np
+import dataclasses
+
+import nbformat
 import pytest
+from conftest import BOOK
+from data_fixtures import real_data_root
 
+from companion.checks import decisive
+from companion.core import profiles
+from companion.core.variants import versions
 from companion.flags import models
-from companion.tutorials import recipes
+from companion.pages import notebook, tutorial
+from companion.tutorials import recipes, setups
 
-# The smallest inputs each architecture accepts, so that the code runs in seconds with weights=None.
-TINY = {"MobileNetV2": 32, "Xception": 71}
+PAGES = {"mobilenet_v2_2019": "MobileNetV2 2019", "mobilenet_v2_2020": "MobileNetV2 2020",
+         "keras_guide_xception_2020": "Xception 2020"}
+# 160 training images (5 batches) and 160 validation images (a test batch of 32, the rest validation).
+TINY = dataclasses.replace(profiles.get("smoke"), name="smoke", images_per_class=80, early_batches=(2,),
+                           epochs=(("*", profiles.Epochs(1, 1, "a test of the chapters' cells")),))
 
 
-def _layer_signature(layer) -> tuple:
+def _training_cells(name: str) -> list[str]:
+    """The code cells from the one that makes the page's ``tutorial.Page`` (not included) to the one that asks for
+    its result (included): the tutorial's Keras and the measuring around it."""
+    cells = [c.source for c in nbformat.read(BOOK / f"{name}.ipynb", 4).cells if c.cell_type == "code"]
+    start = next(i for i, s in enumerate(cells) if "tutorial.Page(" in s)
+    end = next(i for i, s in enumerate(cells) if "page.result()" in s)
+    return cells[start + 1:end + 1]
+
+
+def _execute(name: str, cells: list[str], keras) -> dict:
+    """Run ``cells`` as the chapter does after its set-up cell, and return the namespace they leave."""
+    real_data_root()
+    run = notebook.Run(profile=TINY, seed=0, versions=versions(), profile_source="test")
+    namespace = {"keras": keras, "decisive": decisive, "recipes": recipes, "seed": 0,
+                 "page": tutorial.Page(PAGES[name], run)}
+    for source in cells:
+        exec(compile(source, f"<{name}>", "exec"), namespace)
+    return namespace
+
+
+def _bn_in(layers) -> int:
+    """BatchNormalization layers among ``layers`` and inside them, at any depth."""
+    return sum(models.is_batch_norm(layer) for top in layers for layer in [top, *models.iter_layers(top)])
+
+
+def _signature(layer) -> tuple:
     """What makes a layer the same layer for a tutorial's model: its class and the arguments the recipes vary."""
     config = layer.get_config()
     keys = ("rate", "factor", "mode", "scale", "offset", "units")
@@ -21,72 +60,71 @@ def _layer_signature(layer) -> tuple:
 
 
 def _structure(model, base) -> list[tuple]:
-    return [("base",) if layer is base else _layer_signature(layer) for layer in model.layers]
+    """The model's layers in order, the base as one entry, containers (an augmentation Sequential) opened."""
+    found = []
+
+    def visit(layer):
+        for child in models.children(layer):
+            if child is base:
+                found.append(("base",))
+            elif models.children(child):
+                visit(child)
+            elif type(child).__name__ != "InputLayer":
+                found.append(_signature(child))
+
+    visit(model)
+    return found
 
 
-def _run(code: str, dataset) -> dict:
-    namespace = {"train_dataset": dataset, "validation_dataset": dataset}
-    exec(compile(code, "<keras_code>", "exec"), namespace)
-    return namespace
+@pytest.mark.parametrize("name", PAGES)
+def test_each_tutorial_page_builds_the_recipes_model(name, keras):
+    cells = _training_cells(name)
+    model_cells = cells[:next(i for i, s in enumerate(cells) if "page.phase1(" in s)]
+    ran = _execute(name, model_cells, keras)
+    page, base = ran["page"], ran["base_model"]
+    reference_base = setups.load_base(page.setup)
+    reference = models.build_recipe_model(page.recipe, reference_base, page.setup.image_size)
+    assert _structure(ran["model"], base) == _structure(reference.model, reference_base)
+    assert not any(layer.trainable for layer in base.layers)  # frozen for phase 1
 
 
-def _dataset(recipe, size):
-    import tensorflow as tf
+def test_the_2020_page_measures_every_way_and_follows_a_changed_line(keras):
+    """The 2020 page's cells, run with one shown line changed (layers from 120 on unfrozen instead of 100): its
+    measurements follow the changed line, so the Keras shown is the Keras that ran. (nbval runs every page as it
+    stands.)"""
+    cells = _training_cells("mobilenet_v2_2020")
+    (index,) = [i for i, s in enumerate(cells) if "fine_tune_at = 100\n" in s]
+    cells[index] = cells[index].replace("fine_tune_at = 100\n", "fine_tune_at = 120\n")
+    ran = _execute("mobilenet_v2_2020", cells, keras)
+    recipe, page, base, result = recipes.MOBILENET_V2_2020, ran["page"], ran["base_model"], ran["result"]
 
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, size=(4, size, size, 3)).astype("float32")
-    images = models.scale_in_pipeline(recipe, images)
-    labels = rng.integers(0, 2, size=(4, 1)).astype("float32")
-    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)  # one step per epoch
+    # Every way of fine-tuning the recipe has, each measured; the BN layers left trainable counted by hand: those
+    # from layer 120 of the base on (not 100, the recipe's), and none with the remedy.
+    ways = recipes.fine_tuning_variants(recipe)
+    assert list(result.fine_tuning) == list(ways)
+    trainable = result.fine_tuning[recipes.Way.AS_WRITTEN].bn_layers_trainable
+    assert trainable == _bn_in(base.layers[120:]) and trainable != _bn_in(base.layers[recipe.fine_tune_at:])
+    assert result.fine_tuning[recipes.Way.BN_FROZEN].bn_layers_trainable == 0
+    assert len(result.fine_tuning[recipes.Way.BN_FROZEN].bn_layers) == _bn_in(base.layers)
+    for tuned in result.fine_tuning.values():
+        assert [p.batches for p in tuned.early] == [2] and 0 <= tuned.validation_accuracy <= 1
+        assert tuned.base_called_with == ways[tuned.variant].base_call
 
-
-@pytest.mark.parametrize("recipe", [r.as_written() for r in recipes.RECIPES.values()], ids=lambda r: r.name)
-def test_generated_code_runs_and_builds_the_recipes_model(recipe, keras):
-    size = TINY[recipe.architecture]
-    code = recipes.keras_code(recipe, weights=None, image_size=size, epochs=(1, 1))
-    ran = _run(code, _dataset(recipe, size))
-    model, base = ran["model"], ran["base_model"]
-    assert len(ran["history"].history["loss"]) >= 1  # fine-tuning ran
-
-    reference_base = getattr(keras.applications, recipe.architecture)(
-        input_shape=(size, size, 3), include_top=False, weights=None)
-    reference = models.build_recipe_model(recipe, reference_base, size)
-    assert _structure(model, base) == _structure(reference.model, reference_base)
-    assert len(base.layers) == len(reference_base.layers)
-    # The same variables are trainable once fine-tuning is set up as the recipe says.
-    models.prepare_fine_tuning(recipe, reference_base)
-    assert len(model.trainable_weights) == len(reference.model.trainable_weights)
-    # Compiled as the recipe says for phase 2.
-    assert type(model.optimizer).__name__ == recipe.phase2_optimizer.name
-    assert np.isclose(float(model.optimizer.learning_rate), recipe.phase2_optimizer.learning_rate)
-    assert model.loss.get_config()["from_logits"] == recipe.loss_from_logits
-
-
-def test_the_base_is_called_as_the_recipe_says():
-    for recipe in recipes.RECIPES.values():
-        code = recipes.keras_code(recipe)
-        calls = [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)
-                 and isinstance(node.func, ast.Name) and node.func.id == "base_model"]
-        if recipe.model_style == "Sequential":
-            assert calls == [] and "    base_model," in code
-        else:
-            (call,) = calls
-            training = {k.arg: k.value.value for k in call.keywords}.get("training")
-            assert training == recipe.base_training
+    # The last compile is the recipe's phase 2.
+    optimizer = ran["model"].optimizer
+    assert type(optimizer).__name__ == recipe.phase2_optimizer.name
+    assert float(optimizer.learning_rate) == pytest.approx(recipe.phase2_optimizer.learning_rate)
+    # Phase 1's weights are what the experiment fine-tunes from: the base's arrays, then the Dense head's.
+    assert len(page.trained_phase1.base_weights) == len(base.get_weights())
+    assert [w.shape for w in page.trained_phase1.head_weights] == [(1280, 1), (1,)]
 
 
-def test_known_bugs_are_marked_where_the_recipe_runs_as_written():
-    written = recipes.keras_code(recipes.MOBILENET_V2_2019.as_written())
-    fixed = recipes.keras_code(recipes.MOBILENET_V2_2019)
-    assert "from_logits=False),  # as written (loss-on-logits)" in written
-    assert "initial_epoch=history.epoch[-1])  # as written (epoch-overlap)" in written
-    assert "as written" not in fixed and "from_logits=True" in fixed and "initial_epoch=history.epoch[-1] + 1" in fixed
-    guide = recipes.keras_code(recipes.XCEPTION_2020.as_written())
-    assert "keras.metrics.BinaryAccuracy(threshold=0.5)])  # as written (accuracy-threshold)" in guide
-
-
-def test_the_remedy_appears_in_the_code_of_a_recipe_that_has_it():
-    remedied = recipes.fine_tuning_variants(recipes.XCEPTION_2020)[recipes.Way.BN_FROZEN]
-    code = recipes.keras_code(remedied)
-    assert "if isinstance(layer, keras.layers.BatchNormalization):\n        layer.trainable = False" in code
-    assert "BatchNormalization" not in recipes.keras_code(recipes.XCEPTION_2020)
+def test_no_tutorial_page_shares_a_code_cell_with_both_others_and_each_fits_compiles_and_freezes():
+    sources = {name: [c.source for c in nbformat.read(BOOK / f"{name}.ipynb", 4).cells if c.cell_type == "code"
+                      and "parameters" not in c.metadata.get("tags", [])]
+               for name in PAGES}
+    shared = set.intersection(*(set(cells) for cells in sources.values()))
+    assert not shared, f"code cells the same on all three tutorial pages: {sorted(shared)}"
+    for name, cells in sources.items():
+        code = "\n".join(cells)
+        assert ".fit(" in code and ".compile(" in code and ".trainable" in code, name

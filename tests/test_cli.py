@@ -32,7 +32,7 @@ def test_chapters_are_listed_in_book_order(capsys):
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names == ["introduction", "summary", "trainable_versus_training", "keras3_surprise", "keras_versions",
                      "is_my_model_affected", "offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020",
-                     "xception_2020", "side_by_side", "claims_audit", "upstream_reports", "how_it_is_verified"]
+                     "keras_guide_xception_2020", "side_by_side", "claims_audit", "upstream_reports", "how_it_is_verified"]
 
 
 @pytest.mark.parametrize(

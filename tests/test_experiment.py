@@ -5,7 +5,7 @@ test_profiles_gpu.py)."""
 
 import dataclasses
 
-from companion.core import profiles
+from companion.core import plots, profiles
 from companion.training.experiment import Column, Experiment, phase1_table
 from companion.tutorials import recipes
 from companion.tutorials.results import (
@@ -19,12 +19,13 @@ PLAN = profiles.ExperimentPlan("MobileNetV2 2020", ("keras", "tf-keras"), (0, 1,
 
 
 def _run(after_2: float, end: float, moved: bool, trainable: int) -> FineTuneResult:
-    """One fine-tuning run: validation accuracy after 2 batches and at the end; two BN layers, both moved or
-    neither, ``trainable`` of them trainable."""
+    """One fine-tuning run as the experiment makes it (fit without validation data, epoch 11 after a phase 1 of
+    10): validation accuracy after 2 batches and at the end; two BN layers, both moved or neither, ``trainable``
+    of them trainable."""
     drift = [[0.1, 0.2] if moved else [0.0, 0.0]]
     return FineTuneResult(
         variant="", base_called_with="training=False", bn_layers_trainable=trainable,
-        history=History([1], {"val_accuracy": [end]}), early=[EarlyPoint(2, after_2, 2 if moved else 0)],
+        history=History([11], {"loss": [0.3], "accuracy": [end]}), early=[EarlyPoint(2, after_2, 2 if moved else 0)],
         bn_layers=["bn_a", "bn_b"], bn_mean_drift=drift, bn_variance_drift=drift, validation_accuracy=end,
         test_accuracy=end, seconds=1.0, steps_per_epoch=25)
 
@@ -87,3 +88,10 @@ def test_the_phase1_table_puts_each_phase1_length_side_by_side():
     assert phase1_table([long, short]).rows == [
         ["10", "0.970", "keras 3.15.1", "costs 5.0 (2.5 to 7.5)", "none detected (+4.0; -0.3 to +8.3)"],
         ["2", "0.970", "keras 3.15.1", "costs 5.0 (2.5 to 7.5)", "none detected (+4.0; -0.3 to +8.3)"]]
+
+
+def test_a_run_without_validation_data_in_fit_ends_its_curve_at_its_final_accuracy():
+    run = _run(0.90, 0.95, moved=True, trainable=2)
+    assert run.validation_curve == [(2 / 25, 0.90), (1.0, 0.95)]  # 2 of 25 batches, then the one epoch's end
+    figure = plots.experiment(_experiment(OVERRIDDEN, KEPT), "a test")
+    assert figure.axes

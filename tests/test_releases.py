@@ -117,19 +117,21 @@ def _column(version: str, package: str = "keras", backend: str = "tensorflow", *
     return releases.Column(releases.Release(package, version, backend), {}, {"nested_override": True, **values})
 
 
-def test_spans_name_the_ranges_of_releases_with_a_value():
+def test_columns_in_words_name_the_runs_of_releases_with_a_value():
     found = releases.ReleaseMatrix([
         _column("3.0.5"), _column("3.1.1"), _column("3.2.1", nested_override=False), _column("3.3.3"),
         releases.Column(releases.Release("keras", "3.4.1"), {}, {}, error="ImportError: x"),
         _column("3.16.0.dev1", package="keras-nightly", nested_override=False),
         _column("3.15.1", backend="jax")])
-    assert found.span(nested_override=True) == "keras 3.0.5 to 3.1.1 and 3.3.3"
-    assert found.span(nested_override=False) == "keras 3.2.1"
-    assert found.span(nested_override="nothing has this") == "no release"
-    assert found.others(nested_override=True) == "keras 3.15.1 (JAX)"
-    assert found.phrase(nested_override=False) == "keras 3.2.1 and keras-nightly 3.16.0.dev1"
-    assert found.phrase(backend="jax", nested_override=False) == "no column"
+    assert found.in_words(found.where(nested_override=True)) == "keras 3.0.5 to 3.1.1, 3.3.3; keras 3.15.1 (JAX)"
+    assert found.in_words(found.where(nested_override=False)) == "keras 3.2.1; keras-nightly 3.16.0.dev1"
+    assert found.in_words(found.where(nested_override="nothing has this")) == "none"
+    assert found.in_words(found.where(backend="jax", nested_override=False)) == "none"
+    # The override: the numbered releases on TensorFlow only, oldest first.
+    assert [c.release.version for c in found.overridden()] == ["3.0.5", "3.1.1", "3.3.3"]
     assert len(found.where()) == 6
+    kept = next(row for row in found.conclusions_table().rows if row[0].startswith("base(x, training=False) kept"))
+    assert kept[1:] == ["keras 3.2.1; keras-nightly 3.16.0.dev1", "keras 3.0.5 to 3.1.1, 3.3.3; keras 3.15.1 (JAX)"]
 
 
 def test_the_figure_has_a_row_per_answer_and_a_labelled_cell_each():
@@ -181,7 +183,7 @@ def test_keras_3_releases_override_training_false_and_tf_keras_does_not(measured
         ("keras 3.0.5", True), ("keras 3.15.1", True), ("tf-keras 2.21.0", True)]
     assert [c.values["nested_override"] for c in measured.columns] == [True, True, False]
     assert [c.versions["keras"] for c in measured.columns] == ["3.0.5", "3.15.1", "2.21.0"]
-    assert measured.span(nested_override=True) == "keras 3.0.5 to 3.15.1"
+    assert [c.release.label for c in measured.overridden()] == ["keras 3.0.5", "keras 3.15.1"]
     # The remedy with base(x) works on all three; the recompile is needed on all three.
     assert all(c.values["remedy_alone"] == questions.REMEDY_WORKS and c.values["remedy_alone_dropout"]
                and c.values["recompile"] == Recompile(True, False) for c in measured.columns)

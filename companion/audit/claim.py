@@ -37,7 +37,7 @@ CHAPTERS = {
     "offline_weights": "this book, chapter on the offline weights",
     "mobilenet_v2_2019": "this book, chapter 'MobileNetV2, 2019'",
     "mobilenet_v2_2020": "this book, chapter 'MobileNetV2, 2020'",
-    "xception_2020": "this book, chapter 'Xception, 2020'",
+    "keras_guide_xception_2020": "this book, chapter 'Xception, 2020'",
     "side_by_side": "this book, chapter 'Side by side'",
     "claims_audit": "this book, chapter 'Claims audit'",
     "summary": "this book, 'In a hurry: the answer on one page'",

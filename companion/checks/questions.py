@@ -93,6 +93,21 @@ BY_ID = {check.id: check for check in CHECKS}
 # The remedy's outcome where it works: BN statistics and gamma/beta kept, kernels trained.
 REMEDY_WORKS = evidence.Updates(statistics=False, affine=False, kernels=True)
 
+# What Keras' documentation leads a reader to expect, each as the decisive checks' values that say it held: the
+# version and release matrices draw one row per conclusion, with the columns where it held and where it did not.
+CONCLUSIONS = (
+    ("base(x, training=False) kept the base's BN statistics fixed during fit", {"nested_override": False}),
+    ("the Dropout after that base ran in training mode during fit", {"dropout_leak_fit": True}),
+    ("base(x, training=None) followed fit: the base's statistics moved, the Dropout after it dropped",
+     {"none_override": True, "none_dropout": True}),
+    ("the remedy kept BN statistics and gamma/beta fixed and trained the kernels", {"remedy": REMEDY_WORKS}),
+    ("training=False kept beside the remedy: the head's Dropout still dropped in fit", {"remedy_dropout": True}),
+    ("the remedy with base(x): statistics and gamma/beta fixed, kernels trained, the head's Dropout dropping",
+     {"remedy_alone": REMEDY_WORKS, "remedy_alone_dropout": True}),
+    ("a layer set trainable=False after a fit was still trained until the model was compiled again",
+     {"recompile": evidence.Recompile(without_recompile=True, after_recompile=False)}),
+)
+
 
 def seed(keras, value: int = 0) -> None:
     """Seed Keras' random generators. ``keras.utils.set_random_seed`` also seeds TensorFlow whenever it is installed,

@@ -23,6 +23,11 @@ class DataIdentity:
     def __str__(self) -> str:
         return f"{DATASET_FOLDER} in {self.root}: {self.files} files, fingerprint {self.fingerprint[:12]}"
 
+    @property
+    def label(self) -> str:
+        """Which images, as a page shows them: no folder (a machine's path) and no fingerprint."""
+        return f"{self.files} image files of {DATASET_FOLDER}"
+
 
 def identity(root: str | Path | None = None, limit_per_class: int | None = None) -> DataIdentity:
     """The identity of the files ``load_splits(..., limit_per_class, root=root)`` reads (``root`` default:

@@ -27,7 +27,7 @@ from companion.pages import notebook
 ROOT = PACKAGE.parent  # the clone, when the companion runs from one
 # Each recipe's own chapter: `companion run RECIPE` runs it.
 RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
-                   "Xception 2020": "xception_2020"}
+                   "Xception 2020": "keras_guide_xception_2020"}
 GLUED = "application/papermill.record/"  # myst-nb's mime prefix for a value glued without display
 
 

@@ -1,39 +1,47 @@
-"""One tutorial page: a recipe's setup, its run, and the tables, figures and glued values its chapter shows.
+"""One tutorial page: the measuring around the tutorial's own Keras, and the tables, figures and glued values its
+chapter shows.
 
-The three tutorial chapters (2019 and 2020 MobileNetV2, 2020 Xception) keep their own prose and call a
-:class:`Page`; what they compute and show is the same code. Values reach the prose through myst-nb ``glue``:
-:meth:`Page.glue` glues every number and short phrase the chapters cite, under names that are the same on every
-tutorial page (``acc_phase1``, ``acc_remedy``, ``moved_written``...), and ``companion run`` copies them into its
-JSON summary.
+A tutorial chapter writes the tutorial's Keras in its cells (model, freezing, compile, fit, unfreezing, recompile,
+fit) and a :class:`Page` measures around it, as :func:`companion.flags.probes.watching` does for the small
+examples: :meth:`Page.phase1` and :meth:`Page.fine_tuning` are ``with`` blocks around the chapter's ``fit``, and
+:meth:`Page.result` collects what they measured into the same :class:`companion.tutorials.results.RunResult` the
+runner returns (:mod:`companion.training.runner`, which trains a recipe from its typed value for ``companion run``
+and the experiment). The result is kept, so that the side-by-side chapter shows what the tutorial pages computed
+(:meth:`Page.computed`). Values reach the prose through myst-nb ``glue``: :meth:`Page.glue` glues the numbers the
+chapters cite, under names that are the same on every tutorial page (``acc_phase1``, ``moved_remedy``...).
 """
 
 from __future__ import annotations
 
-from companion.core import plots
+import contextlib
+import json
+import time
+from typing import Iterator
+
+from companion import audit
+from companion.core import cache, plots
 from companion.core.tables import FactTable
+from companion.core.variants import versions
 from companion.pages.notebook import Run, admonition, glue_figure, glue_values
 from companion.training import runner
 from companion.tutorials import recipes, setups
-from companion.tutorials.results import RunResult
+from companion.tutorials.results import FineTuneResult, History, Phase1Result, RunResult
 
 STAGES = {"phase 1": lambda result: result.phase1.validation_accuracy,
           "fine-tuned with the remedy": lambda result: result.fine_tuning[recipes.Way.BN_FROZEN].validation_accuracy}
 
 
-def target_phrase(measured: float, required: float) -> str:
-    """"met (at least 0.950 required)" or "missed by 1.2 points (at least 0.960 required)"."""
-    if measured >= required:
-        return f"met (at least {required:.3f} required)"
-    return f"missed by {100 * (required - measured):.1f} points (at least {required:.3f} required)"
-
-
 class Page:
-    """A tutorial chapter's computations: ``Page("MobileNetV2 2020", run)``."""
+    """A tutorial chapter's measuring and display: ``Page("MobileNetV2 2020", run)``."""
 
     def __init__(self, recipe_name: str, run: Run):
         self.run = run
         self.recipe = recipes.get(recipe_name)
         self.setup = setups.setup(self.recipe, run.profile)
+        self.data: runner.Data | None = None
+        self.phase1_result: Phase1Result | None = None
+        self.trained_phase1: runner.Phase1 | None = None  # phase 1's result and weights, for the experiment
+        self.fine_tuned: dict[recipes.Way, FineTuneResult] = {}
 
     def weights_note(self):
         """The admonition every page that trains on these weights carries."""
@@ -44,8 +52,81 @@ class Page:
         return FactTable(["setting", "value"], [list(row) for row in self.setup.rows()],
                          caption=f"What {self.recipe.name} runs as under the profile {self.setup.profile!r}")
 
-    def train(self) -> RunResult:
-        """Phase 1, then every way of fine-tuning, from checkpoints where this page ran before with the same key."""
+    @property
+    def epochs(self) -> tuple[int, int]:
+        """(phase 1, fine-tuning) epochs under the page's profile: the tutorial's own, or the profile's (see
+        :meth:`setup_table`)."""
+        return self.setup.phase1_epochs, self.setup.phase2_epochs
+
+    def datasets(self):
+        """(train, validation, test) as ``tf.data`` datasets of batches of (images, labels): the images the setup
+        names, loaded and checked by :mod:`companion.data` (train reshuffled every epoch with the page's seed;
+        pixels scaled in the pipeline where the recipe does so)."""
+        self.data = runner.load_data(self.setup, self.recipe.batch_size, self.run.seed)
+        return self.data.train, self.data.validation, self.data.test
+
+    def pretrained_base(self):
+        """The setup's pretrained base, without its top (the weights :meth:`weights_note` names)."""
+        return setups.load_base(self.setup)
+
+    def _loaded(self) -> runner.Data:
+        if self.data is None:
+            raise RuntimeError("load the data with page.datasets() before training")
+        return self.data
+
+    @contextlib.contextmanager
+    def phase1(self, model) -> Iterator[None]:
+        """Around phase 1's ``fit``: validation accuracy before and after, test accuracy after, the time taken."""
+        d = self._loaded()
+        validation = runner.Accuracy(d.validation, self.recipe.accuracy_threshold)
+        initial, started = validation(model), time.perf_counter()
+        yield
+        self.phase1_result = Phase1Result(History.of(model.history), initial, validation(model),
+                                          runner.Accuracy(d.test, self.recipe.accuracy_threshold)(model),
+                                          time.perf_counter() - started)
+        base, head = _base_and_head(model)
+        self.trained_phase1 = runner.Phase1(self.phase1_result, base.get_weights(), head.get_weights())
+
+    @contextlib.contextmanager
+    def fine_tuning(self, way: recipes.Way, model, base) -> Iterator[runner.FineTuningRecorder]:
+        """Around one way of fine-tuning's ``fit``, which must be given ``callbacks=recorder.callbacks``: accuracy
+        after the profile's early batches and at the end, and what happened to ``base``'s BatchNormalization."""
+        way = recipes.Way(way)
+        base_called_with = recipes.fine_tuning_variants(self.recipe)[way].base_call
+        recorder = runner.FineTuningRecorder(way, base_called_with, base, self._loaded(),
+                                             self.recipe.accuracy_threshold, self.run.profile.early_batches)
+        yield recorder
+        if not recorder.drift.mean:
+            raise RuntimeError(f"{way}: the fit inside the block did not get callbacks=recorder.callbacks")
+        self.fine_tuned[way] = recorder.result(model, model.history)
+
+    def result(self) -> RunResult:
+        """What the page's phase 1 and ways of fine-tuning measured, kept for :meth:`computed`; its values and
+        figures are glued for the chapter's prose (:meth:`glue`, :meth:`glue_figures`)."""
+        if self.phase1_result is None or not self.fine_tuned:
+            raise RuntimeError("train phase 1 and at least one way of fine-tuning before asking for the result")
+        d = self._loaded()
+        found = RunResult(setup=dict(self.setup.rows()), weights=self.setup.weights_label, data=d.identity,
+                          phase1=self.phase1_result, fine_tuning=dict(self.fine_tuned), versions=versions(),
+                          resumed=[], recovered=[], data_report=d.report)
+        self._kept(d).write_json("result.json", json.loads(found.to_json()))
+        self.glue(found)
+        self.glue_figures(found)
+        return found
+
+    def _kept(self, d: runner.Data) -> cache.Folder:
+        key = runner.run_key(self.setup, d, self.run.seed, self.recipe.batch_size,
+                             early_batches=self.run.profile.early_batches)
+        return cache.Folder(runner.checkpoint_dir(self.setup, self.run.seed) / "page", key)
+
+    def computed(self) -> RunResult:
+        """The result this recipe's chapter computed with the same key, kept; where it has not, the recipe trained
+        now from its typed value by :func:`companion.training.runner.run` (the same model, freezing, compile and
+        fit: ``tests/test_chapters_code.py`` checks that the two build the same model)."""
+        self.datasets()
+        kept = self._kept(self._loaded()).read_json("result.json")
+        if kept is not None:
+            return RunResult.from_json(json.dumps(kept))
         return runner.run(self.setup, self.run.seed, checkpoints=runner.checkpoint_dir(self.setup, self.run.seed),
                           early_batches=self.run.profile.early_batches)
 
@@ -55,31 +136,18 @@ class Page:
                 for name, stage, required in self.run.profile.targets if name == self.recipe.name]
 
     def glue(self, result: RunResult) -> dict:
-        """Glue every value the chapter's prose cites (and return them)."""
+        """Glue the values the chapter's prose cites and ``companion run`` prints (and return them): accuracies
+        (``acc_``, ``test_``), BN layers moved per way, the data and its scan."""
         values = {
-            "weights": result.weights, "data": result.data, "data_report": result.data_report,
-            "epochs": self.setup.epochs_text,
-            "resumed": ", ".join(result.resumed) or "nothing",
-            "recovered": "; ".join(result.recovered) or "none",
+            "data": result.data, "data_report": result.data_report,
             "acc_initial": result.phase1.validation_accuracy_initial,
             "acc_phase1": result.phase1.validation_accuracy, "test_phase1": result.phase1.test_accuracy,
             "published_phase1": self.recipe.published_validation_accuracy[0],
             "published_tuned": self.recipe.published_validation_accuracy[1],
         }
         for way, tuned in result.fine_tuning.items():
-            key = way.key
-            values.update({f"acc_{key}": tuned.validation_accuracy, f"test_{key}": tuned.test_accuracy,
-                           f"moved_{key}": tuned.bn_layers_moved, f"trainable_bn_{key}": tuned.bn_layers_trainable,
-                           "bn_layers": len(tuned.bn_layers)})
-        early = self.run.profile.early_batches
-        values.update({"early_first_batches": early[0], "early_last_batches": early[-1]})
-        for way, tuned in result.fine_tuning.items():
-            values.update({f"early_{way.key}_first": tuned.early[0].validation_accuracy,
-                           f"early_{way.key}_last": tuned.early[-1].validation_accuracy})
-        targets = {stage: target_phrase(measured, required) for stage, measured, required in self.targets(result)}
-        none = f"no target for this stage under the profile {self.setup.profile!r}"
-        values["target_phase1"] = targets.get("phase 1", none)
-        values["target_remedy"] = targets.get("fine-tuned with the remedy", none)
+            values.update({f"acc_{way.key}": tuned.validation_accuracy, f"test_{way.key}": tuned.test_accuracy,
+                           f"moved_{way.key}": tuned.bn_layers_moved, "bn_layers": len(tuned.bn_layers)})
         glue_values(values)
         return values
 
@@ -106,15 +174,18 @@ class Page:
                 for stage, validation, test, early_values, target, value in stages]
         return FactTable(header, rows)
 
-    def batch_norm_table(self, result: RunResult) -> FactTable:
+    def batch_norm_table(self, result: RunResult, claim: str) -> FactTable:
         """A fact table: per way of fine-tuning, how the base was called and how many BN layers were trainable and
-        moved (counts: the same on every run of the same Keras)."""
+        moved (counts: the same on every run of the same Keras); its caption names the ``claim`` of the claims
+        audit it tests."""
         rows = [[way, tuned.base_called_with, f"{tuned.bn_layers_trainable} of {len(tuned.bn_layers)}",
                  tuned.bn_layers_moved, ", ".join(str(p.bn_layers_moved) for p in tuned.early)]
                 for way, tuned in result.fine_tuning.items()]
         early = ", ".join(str(b) for b in self.run.profile.early_batches)
         return FactTable(["fine-tuning", "base called with", "BN layers trainable", "BN layers whose statistics moved",
-                          f"moved after {early} batches"], rows)
+                          f"moved after {early} batches"], rows,
+                         caption=f"On this page's Keras; {claim} of the claims audit, checked there per Keras variant, "
+                                 f"reads: {audit.BY_ID[claim].reading}")
 
     def glue_figures(self, result: RunResult) -> None:
         """Glue the page's figures (``fig_curves``, ``fig_progress``, ``fig_drift``); the chapter places and
@@ -130,6 +201,18 @@ class Page:
         }
         for key, figure in figures.items():
             glue_figure(key, figure)
+
+
+def _base_and_head(model):
+    """The pretrained base (the one nested model) and the head's last ``Dense`` of a tutorial's model."""
+    nested = [layer for layer in model.layers if hasattr(layer, "layers") and any(
+        type(inner).__name__ == "BatchNormalization" for inner in layer.layers)]
+    head = model.layers[-1]
+    if len(nested) != 1 or type(head).__name__ != "Dense":
+        raise ValueError("a tutorial's model is the pretrained base (one nested model with BatchNormalization) "
+                         f"and a head ending in Dense; this one has {len(nested)} such models and ends in "
+                         f"{type(head).__name__}")
+    return nested[0], head
 
 
 # --- Several recipes side by side ------------------------------------------------------------------------------

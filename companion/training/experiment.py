@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.checks import evidence
 from companion.core import cache, child, profiles, statistics, variants
 from companion.core.profiles import ExperimentPlan, Profile
 from companion.core.statistics import Finding, PairedDifference
@@ -185,8 +184,8 @@ class Experiment:
                 values[f"{key}_remedy_{tag}"] = float(np.mean(self.accuracy(name, recipes.Way.BN_FROZEN, point)))
             values[f"{key}_moved_written"] = max(self.bn_layers_moved(name, recipes.Way.AS_WRITTEN))
         reference, overridden = self.reference(), self.overridden()
-        values[f"{prefix}_overridden"] = evidence.listing([self.columns[n].label for n in overridden]) or "none"
-        values[f"{prefix}_kept"] = evidence.listing([self.columns[n].label for n in self.kept_statistics()]) or "none"
+        values[f"{prefix}_overridden_count"] = len(overridden)
+        values[f"{prefix}_kept_count"] = len(self.kept_statistics())
         if reference and overridden:
             values[f"{prefix}_reference_label"] = self.columns[reference].label
         return values
@@ -254,12 +253,13 @@ def run_child(name: str, arguments: dict, progress=None) -> Column:
 
 def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | None = None,
         names: list[str] | None = None, progress: bool = True, checkpoints: Path | None = None,
-        batch_size: int | None = None) -> Experiment:
-    """The profile's experiment for ``recipe``: phase 1 (resumed from the recipe's chapter when it ran with the same
-    key), then every planned variant's column.
+        batch_size: int | None = None, phase1: runner.Phase1 | None = None) -> Experiment:
+    """The profile's experiment for ``recipe``: phase 1, then every planned variant's column.
 
-    With ``phase1_epochs`` other than the setup's, phase 1 runs that long instead (kept apart from the chapter's)
-    and only the plan's first variant fine-tunes from it, unless ``names`` says otherwise.
+    Phase 1 is ``phase1`` where given (a tutorial page's, :attr:`companion.pages.tutorial.Page.trained_phase1`),
+    else the runner's for the setup, resumed where it was kept. With ``phase1_epochs`` other than the setup's,
+    phase 1 runs that long instead (kept apart) and only the plan's first variant fine-tunes from it, unless
+    ``names`` says otherwise.
     """
     from tqdm.auto import tqdm
 
@@ -274,8 +274,14 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     checkpoints = checkpoints or runner.checkpoint_dir(s, seed)
     # A kept folder is emptied when its key changes: a shorter phase 1 keeps its own, next to the chapter's.
     suffix = "" if own else f"-{s.phase1_epochs}-epochs"
-    kept_phase1 = cache.Folder(checkpoints / f"phase1{suffix}", key)
-    phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1)
+    if phase1 is None:
+        kept_phase1 = cache.Folder(checkpoints / f"phase1{suffix}", key)
+        phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1)
+    elif not own:
+        raise ValueError("a given phase 1 is the setup's own: leave phase1_epochs unset")
+    else:  # the children read it from a folder of its own, next to the runner's
+        kept_phase1 = cache.Folder(checkpoints / "phase1-given", {**key, "given": True})
+        runner.keep_phase1(kept_phase1, phase1)
     phase1_sha256 = kept_phase1.sha256("phase1.npz")
     arguments = {"profile": profile.to_json(), "recipe": recipe.name, "phase1_epochs": s.phase1_epochs,
                  "data_seed": seed, "batch_size": batch_size, "phase1_folder": str(kept_phase1.path)}

@@ -46,7 +46,7 @@ class Data:
     validation: object
     test: object
     report: str  # what the scan of the image files found
-    identity: str  # which images: shown on the page, and part of every checkpoint key
+    identity: str  # which images, as a page shows them (the key holds the fingerprint)
     fingerprint: str
 
     @functools.cached_property
@@ -88,7 +88,7 @@ def load_data(s: Setup, batch_size: int, seed: int) -> Data:
     else:
         splits = data.load_splits(size, batch_size, seed, limit_per_class=s.images_per_class)
         train, validation, test = splits.train, splits.validation, splits.test
-        report, identity, fingerprint = splits.report.summary(), str(splits.identity), splits.identity.fingerprint
+        report, identity, fingerprint = splits.report.summary(), splits.identity.label, splits.identity.fingerprint
     scaled = (d.map(lambda x, y: (models.scale_in_pipeline(s.recipe, x), y)) for d in (train, validation, test))
     return Data(*scaled, report, identity, fingerprint)
 
@@ -138,25 +138,55 @@ class BatchNormDrift:
         self.variance.append(variance)
 
 
-def _callbacks(drift: BatchNormDrift, accuracy: Accuracy, early_batches: tuple[int, ...], early: list[EarlyPoint]):
-    """Record the drift after every epoch, and accuracy and drift after ``early_batches`` batches of the first."""
-    keras = load_keras()
+class FineTuningRecorder:
+    """What one fine-tuning run does, measured around the ``fit`` that runs it: pass ``callbacks=recorder.callbacks``
+    to ``fit``, then :meth:`result`. Validation accuracy after ``early_batches`` batches of the first epoch (and how
+    many BN layers had moved by then), and after every epoch how far each BN layer's moving statistics moved.
 
-    class Record(keras.callbacks.Callback):
-        first_epoch = None
+    Without ``curves`` (the paired experiment, which compares accuracy after the early batches and at the end
+    only) the test set is not measured.
+    """
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.first_epoch = epoch if self.first_epoch is None else self.first_epoch
-            self.in_first_epoch = epoch == self.first_epoch
+    def __init__(self, way: recipes.Way, base_called_with: str, base, d: Data, threshold: float,
+                 early_batches: tuple[int, ...] = (), curves: bool = True):
+        self.way, self.base_called_with, self.curves = way, base_called_with, curves
+        self.drift = BatchNormDrift(base)
+        self.validation = Accuracy(d.validation, threshold)
+        self.test = Accuracy(d.test, threshold) if curves else None
+        self.early: list[EarlyPoint] = []
+        self.steps_per_epoch = int(d.train.cardinality())
+        self.started = time.perf_counter()
+        self.callbacks = self._callbacks(early_batches)
 
-        def on_train_batch_end(self, batch, logs=None):
-            if self.in_first_epoch and batch + 1 in early_batches:
-                early.append(EarlyPoint(batch + 1, accuracy(self.model), drift.moved_now()))
+    def _callbacks(self, early_batches: tuple[int, ...]) -> list:
+        keras = load_keras()
+        drift, accuracy, early = self.drift, self.validation, self.early
 
-        def on_epoch_end(self, epoch, logs=None):
-            drift.record()
+        class Record(keras.callbacks.Callback):
+            first_epoch = None
 
-    return [Record()]
+            def on_epoch_begin(self, epoch, logs=None):
+                self.first_epoch = epoch if self.first_epoch is None else self.first_epoch
+                self.in_first_epoch = epoch == self.first_epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.in_first_epoch and batch + 1 in early_batches:
+                    early.append(EarlyPoint(batch + 1, accuracy(self.model), drift.moved_now()))
+
+            def on_epoch_end(self, epoch, logs=None):
+                drift.record()
+
+        return [Record()]
+
+    def result(self, model, history) -> FineTuneResult:
+        """The run's result, once its ``fit`` (which returned ``history``) is done."""
+        return FineTuneResult(
+            variant=self.way, base_called_with=self.base_called_with,
+            bn_layers_trainable=sum(layer.trainable for layer in self.drift.layers),
+            history=History.of(history), early=self.early, bn_layers=[layer.name for layer in self.drift.layers],
+            bn_mean_drift=self.drift.mean, bn_variance_drift=self.drift.variance,
+            validation_accuracy=self.validation(model), test_accuracy=self.test(model) if self.test else None,
+            seconds=time.perf_counter() - self.started, steps_per_epoch=self.steps_per_epoch)
 
 
 # --- The runner -------------------------------------------------------------------------------------------------
@@ -199,39 +229,28 @@ def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
     return Phase1(result, built.base.get_weights(), built.head.get_weights())
 
 
-def fine_tune(s: Setup, variant: Recipe, name: str, phase1: Phase1, d: Data, seed: int, early_batches=(),
+def fine_tune(s: Setup, variant: Recipe, name: recipes.Way, phase1: Phase1, d: Data, seed: int, early_batches=(),
               epochs: int | None = None, verbose="auto", curves: bool = True) -> FineTuneResult:
     """Phase 2 of one variant, from phase 1's weights: unfreeze as the variant says, compile, fit, measure.
 
-    Without ``curves`` (the paired experiment, which compares accuracy after the early batches and at the end
-    only), ``fit`` gets no validation data and the test set is not measured: on 2 CPU cores those two passes
-    were a fifth of each run."""
+    Without ``curves`` (the paired experiment) ``fit`` gets no validation data and the test set is not measured:
+    on 2 CPU cores those two passes were a fifth of each run."""
     keras = load_keras()
     keras.utils.set_random_seed(seed + 1)
-    started = time.perf_counter()
     built = models.build_recipe_model(variant, load_base(s), s.image_size)
     built.base.set_weights(phase1.base_weights)
     built.head.set_weights(phase1.head_weights)
     models.prepare_fine_tuning(variant, built.base)
     models.compile_phase(variant, built.model, variant.phase2_optimizer)
-    drift = BatchNormDrift(built.base)
-    validation = Accuracy(d.validation, variant.accuracy_threshold)
-    early: list[EarlyPoint] = []
+    recorder = FineTuningRecorder(recipes.Way(name), variant.base_call, built.base, d, variant.accuracy_threshold,
+                        early_batches, curves)
     # The tutorials continue the epoch count; as written, the 2019 and 2020 ones restart one epoch early.
     initial_epoch = s.phase1_epochs - (1 if variant.phase2_initial_epoch_overlaps else 0)
     epochs = s.phase2_epochs if epochs is None else epochs
     history = built.model.fit(d.train, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-                              validation_data=d.validation if curves else None,
-                              callbacks=_callbacks(drift, validation, early_batches, early), shuffle=False,
-                              verbose=verbose)
-    return FineTuneResult(
-        variant=name, base_called_with=variant.base_call,
-        bn_layers_trainable=sum(layer.trainable for layer in drift.layers),
-        history=History.of(history), early=early, bn_layers=[layer.name for layer in drift.layers],
-        bn_mean_drift=drift.mean, bn_variance_drift=drift.variance,
-        validation_accuracy=validation(built.model),
-        test_accuracy=Accuracy(d.test, variant.accuracy_threshold)(built.model) if curves else None,
-        seconds=time.perf_counter() - started, steps_per_epoch=int(d.train.cardinality()))
+                              validation_data=d.validation if curves else None, callbacks=recorder.callbacks,
+                              shuffle=False, verbose=verbose)
+    return recorder.result(built.model, history)
 
 
 def kept_phase1(kept: cache.Folder) -> Phase1 | None:
@@ -251,11 +270,15 @@ def phase1_or_resume(s: Setup, d: Data, seed: int, kept: cache.Folder | None, ve
         return kept_result, True
     phase1 = train_phase1(s, d, seed, verbose)
     if kept is not None:
-        kept.write_arrays("phase1.npz", phase1.base_weights + phase1.head_weights)
-        kept.write_json("phase1.json", {"result": dataclasses.asdict(phase1.result),
-                                        "base_arrays": len(phase1.base_weights),
-                                        "sha256": kept.sha256("phase1.npz")})
+        keep_phase1(kept, phase1)
     return phase1, False
+
+
+def keep_phase1(kept: cache.Folder, phase1: Phase1) -> None:
+    """Keep ``phase1`` where :func:`kept_phase1` reads it (a child process fine-tunes from it)."""
+    kept.write_arrays("phase1.npz", phase1.base_weights + phase1.head_weights)
+    kept.write_json("phase1.json", {"result": dataclasses.asdict(phase1.result), "base_arrays": len(phase1.base_weights),
+                                    "sha256": kept.sha256("phase1.npz")})
 
 
 def run_key(s: Setup, d: Data, seed: int, batch_size: int, **extra) -> dict:

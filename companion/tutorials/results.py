@@ -62,7 +62,10 @@ class FineTuneResult:
     def validation_curve(self) -> list[tuple[float, float]]:
         """(epochs of fine-tuning done, validation accuracy): the early points, then one per epoch."""
         points = [(p.batches / self.steps_per_epoch, p.validation_accuracy) for p in self.early]
-        return points + [(i + 1.0, a) for i, a in enumerate(self.history.metrics["val_accuracy"])]
+        per_epoch = self.history.metrics.get("val_accuracy")
+        if per_epoch is None:  # fit ran without validation data (the paired experiment): the end of the run only
+            return points + [(float(len(self.history.epochs)), self.validation_accuracy)]
+        return points + [(i + 1.0, a) for i, a in enumerate(per_epoch)]
 
     @classmethod
     def from_dict(cls, raw: dict) -> FineTuneResult:

@@ -231,18 +231,6 @@ REMEDY_WORKS = questions.REMEDY_WORKS
 
 # The conclusions the chapters draw from the matrix: what a reader of Keras' documentation and guides expects, and
 # the rows' values that say it held.
-CONCLUSIONS = (
-    ("base(x, training=False) kept the base's BN statistics fixed during fit", {"nested_override": False}),
-    ("the Dropout after that base ran in training mode during fit", {"dropout_leak_fit": True}),
-    ("base(x, training=None) followed fit: the base's statistics moved, the Dropout after it dropped",
-     {"none_override": True, "none_dropout": True}),
-    ("the remedy kept BN statistics and gamma/beta fixed and trained the kernels", {"remedy": REMEDY_WORKS}),
-    ("training=False kept beside the remedy: the head's Dropout still dropped in fit", {"remedy_dropout": True}),
-    ("the remedy with base(x): statistics and gamma/beta fixed, kernels trained, the head's Dropout dropping",
-     {"remedy_alone": REMEDY_WORKS, "remedy_alone_dropout": True}),
-)
-
-
 @dataclasses.dataclass
 class Matrix:
     columns: dict[str, dict]  # variant name -> measure()'s result: {"versions": ..., "values": row id -> typed value}
@@ -265,32 +253,11 @@ class Matrix:
         return [name for name in self.columns
                 if all(self.value(name, row) == value for row, value in expected.items())]
 
-    def labels(self, names: list[str]) -> str:
-        """The variants' labels in code font, as a Markdown list in words ("no variant" for none), for ``glue``."""
-        return evidence.listing([f"`{self.label(name)}`" for name in names]) or "no variant"
-
-    def phrase(self, **expected) -> str:
-        """:meth:`labels` of :meth:`where`: "`keras 3.15.1`", "`keras-nightly ...` and `tf-keras 2.21.0`"."""
-        return self.labels(self.where(**expected))
-
-    def phrases(self) -> dict[str, str]:
-        """The lists of variants the chapters' conclusions name, each a short Markdown phrase to ``glue``."""
-        return {
-            "overridden": self.phrase(nested_override=True),  # fit moved the statistics despite training=False
-            "protected": self.phrase(nested_override=False),
-            "leaking": self.phrase(dropout_leak_fit=False),  # the Dropout after the base ran in inference mode
-            "not_leaking": self.phrase(dropout_leak_fit=True),
-            "remedy_works": self.phrase(remedy=REMEDY_WORKS),
-            "remedy_fails": self.labels([n for n in self.columns if n not in self.where(remedy=REMEDY_WORKS)]),
-            "recommended_works": self.phrase(remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True),
-            "recommended_fails": self.labels([n for n in self.columns if n not in self.where(
-                remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True)]),
-        }
-
     def conclusions_table(self) -> FactTable:
-        """Per conclusion (:data:`CONCLUSIONS`): the variants under which it held and those under which it did not."""
+        """Per conclusion (:data:`companion.checks.questions.CONCLUSIONS`): the variants under which it held and those
+        under which it did not."""
         rows = []
-        for expected, values in CONCLUSIONS:
+        for expected, values in questions.CONCLUSIONS:
             held = self.where(**values)
             rows.append([expected, ", ".join(map(self.label, held)) or "none",
                          ", ".join(self.label(n) for n in self.columns if n not in held) or "none"])

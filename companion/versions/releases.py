@@ -292,35 +292,39 @@ class ReleaseMatrix:
         value, in table order: ``where(nested_override=True)``, ``where(backend="jax", dropout_leak_fit=False)``."""
         return [c for c in self.columns if c.ran and package in (None, c.release.package)
                 and backend in (None, c.release.backend)
-                and all(c.values[check] == value for check, value in expected.items())]
+                and all(c.values.get(check) == value for check, value in expected.items())]
 
-    def phrase(self, package: str | None = None, backend: str | None = None, **expected) -> str:
-        """The labels of :meth:`where`'s columns in words, for ``glue``: "keras 3.15.1 (JAX)", "no column"."""
-        return evidence.listing([c.release.label for c in self.where(package, backend, **expected)]) or "no column"
+    def overridden(self) -> list[Column]:
+        """The numbered releases on TensorFlow, oldest first, where ``fit`` moved the BN statistics of a base called
+        with ``training=False``: the override."""
+        return self.where("keras", "tensorflow", nested_override=True)
 
-    def others(self, **expected) -> str:
-        """Like :meth:`phrase`, over the columns that :meth:`span` leaves out (keras-nightly, tf-keras, the JAX
-        backend): "no other column" when there is none."""
-        return evidence.listing([c.release.label for c in self.where(**expected) if not _numbered(c.release)]) \
-            or "no other column"
-
-    def span(self, **expected) -> str:
-        """The numbered Keras releases on TensorFlow where every given check has the given value, as a range per run of
-        consecutive releases in the table: "keras 3.0.5 to 3.15.1", "keras 3.0.5 to 3.4.1 and 3.6.0"; "no release"
-        when there is none."""
-        matched = {c.release.version for c in self.where("keras", "tensorflow", **expected)}
+    def in_words(self, columns: list[Column]) -> str:
+        """``columns`` for a table cell: the numbered Keras releases on TensorFlow as runs of consecutive releases
+        ("keras 3.0.5 to 3.4.1, 3.6.0"), then the other columns by label; "none" for none."""
+        chosen = {id(c) for c in columns}
         runs: list[list[str]] = []
         previous = False
         for c in filter(lambda c: _numbered(c.release), self.columns):
-            found = c.release.version in matched
+            found = id(c) in chosen
+            if found and not previous:
+                runs.append([])
             if found:
-                if not previous:
-                    runs.append([])
                 runs[-1].append(c.release.version)
             previous = found
-        if not runs:
-            return "no release"
-        return "keras " + evidence.listing([run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs])
+        numbered = ", ".join(run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs)
+        others = [c.release.label for c in columns if not _numbered(c.release)]
+        return "; ".join([f"keras {numbered}"] * bool(runs) + others) or "none"
+
+    def conclusions_table(self) -> FactTable:
+        """Per conclusion (:data:`companion.checks.questions.CONCLUSIONS`): the columns where it held, and the
+        columns that ran where it did not (its check answered otherwise, or raised)."""
+        rows = []
+        for expected, values in questions.CONCLUSIONS:
+            held = self.where(**values)
+            rows.append([expected, self.in_words(held),
+                         self.in_words([c for c in self.where() if all(c is not h for h in held)])])
+        return FactTable(["expected", "held under", "did not hold under"], rows)
 
     def figure(self, title: str = "The decisive checks under each Keras release and backend"):
         return grid(self, title)
