@@ -160,24 +160,27 @@ def test_make_resolves_a_relative_data_folder_where_it_was_called(tmp_path):
     assert on_command_line.stdout.strip() == f"DATA={ROOT / 'data' / 'x'}"
 
 
+@pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")
 def test_ctrl_c_during_a_run_is_one_line_and_leaves_a_summary(tmp_path):
     """Ctrl-C while a chapter executes: no traceback (papermill's or the kernel channels'), the part that ran is kept
-    and the summary says the run was interrupted."""
+    and the summary says the run was interrupted. The 2020 tutorial page trains in its cells whatever the cache
+    holds, so it is still running when the signal comes (a chapter that reads kept results can finish first)."""
     import signal
     import time
 
-    child = subprocess.Popen([sys.executable, "-m", "companion.pages.cli", "run", "trainable_versus_training", "--output",
+    chapter = "mobilenet_v2_2020"
+    child = subprocess.Popen([sys.executable, "-m", "companion.pages.cli", "run", chapter, "--output",
                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (tmp_path / "trainable_versus_training.ipynb").is_file() and time.monotonic() < deadline:
+    while not (tmp_path / f"{chapter}.ipynb").is_file() and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(5)  # the kernel is executing cells by now
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 2, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
-    assert "companion: error: trainable_versus_training interrupted; the part that ran is in" in err
-    summary = json.loads((tmp_path / "trainable_versus_training.summary.json").read_text())
+    assert f"companion: error: {chapter} interrupted; the part that ran is in" in err
+    summary = json.loads((tmp_path / f"{chapter}.summary.json").read_text())
     assert not summary["completed"] and summary["stopped_at"] == "interrupted"
 
 

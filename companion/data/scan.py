@@ -41,7 +41,8 @@ class ScanReport:
         lines = [f"scanned {scanned} files: {len(self.readable)} readable ({len(self.converted)} of them converted "
                  f"to RGB), {len(self.skipped)} skipped"]
         for title, findings in (("converted", self.converted), ("skipped", self.skipped)):
-            lines += [f"  {title} {f.path}: {f.detail}" for f in findings[:limit]]
+            # split/class/file, not the machine's folder: the summary is shown on pages
+            lines += [f"  {title} {'/'.join(f.path.parts[-3:])}: {f.detail}" for f in findings[:limit]]
             if len(findings) > limit:
                 lines.append(f"  ... and {len(findings) - limit} more {title}")
         return "\n".join(lines)
@@ -88,7 +89,7 @@ def _examine(path: Path) -> tuple[str, str]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        return "skipped", f"cannot be read: {error}"
+        return "skipped", f"cannot be read: {error.strerror or error}"  # strerror: the reason without the path
     header = _header(data)
     if header is not None and header.width * header.height > MAX_IMAGE_PIXELS:
         return "skipped", _too_large(header)
