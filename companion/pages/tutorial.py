@@ -22,6 +22,7 @@ from companion import audit
 from companion.core import cache, plots
 from companion.core.tables import FactTable
 from companion.core.variants import versions
+from companion.flags import models
 from companion.pages.notebook import Run, admonition, glue_figure, glue_values
 from companion.training import runner
 from companion.tutorials import recipes, setups
@@ -205,8 +206,8 @@ class Page:
 
 def _base_and_head(model):
     """The pretrained base (the one nested model) and the head's last ``Dense`` of a tutorial's model."""
-    nested = [layer for layer in model.layers if hasattr(layer, "layers") and any(
-        type(inner).__name__ == "BatchNormalization" for inner in layer.layers)]
+    nested = [layer for layer in models.children(model)
+              if any(models.is_batch_norm(inner) for inner in models.iter_layers(layer))]
     head = model.layers[-1]
     if len(nested) != 1 or type(head).__name__ != "Dense":
         raise ValueError("a tutorial's model is the pretrained base (one nested model with BatchNormalization) "

@@ -292,7 +292,7 @@ class ReleaseMatrix:
         value, in table order: ``where(nested_override=True)``, ``where(backend="jax", dropout_leak_fit=False)``."""
         return [c for c in self.columns if c.ran and package in (None, c.release.package)
                 and backend in (None, c.release.backend)
-                and all(c.values.get(check) == value for check, value in expected.items())]
+                and all(c.values[check] == value for check, value in expected.items())]
 
     def overridden(self) -> list[Column]:
         """The numbered releases on TensorFlow, oldest first, where ``fit`` moved the BN statistics of a base called
