@@ -45,7 +45,8 @@ $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt companion/assets/
 	# KerasHub, for the architecture checks' real backbone: without its dependencies (tensorflow-text would replace
 	# the pinned TensorFlow); its import needs only regex and tokenizers, pinned in constraints.txt like it.
 	$(BIN)/python -m pip install --progress-bar off --no-deps -c constraints.txt keras-hub regex tokenizers
-	# keras-nightly and tf-keras, and for the release matrix every Keras 3 release and JAX (pip --no-deps, a folder each).
+	# keras-nightly and tf-keras, and for the release matrix every Keras 3 release, JAX and PyTorch (pip --no-deps, a
+	# folder each).
 	$(BIN)/companion variants install --releases
 	touch $@
 

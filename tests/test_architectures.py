@@ -4,9 +4,13 @@ hand from how each base is built and from how Keras 3.15.1 resolves ``training``
 the value an outer call left in the shared call context, else the call signature's default; and the value a layer
 resolved is stashed in that context "for downstream layers")."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 
-from companion.checks import decisive
+from companion.checks import decisive, evidence
 from companion.checks.evidence import BaseOutcome, Failed, NotApplicable, Updates
 from companion.core.variants import load_keras
 from companion.suite import architectures, architectures_models
@@ -103,6 +107,24 @@ def test_a_custom_loop_moves_the_statistics_as_fit_does(keras):
     # keeps it. The head Dropout receives training=True.
     assert architectures.value("custom_loop_as_written") == BaseOutcome(1, 0, 1, True, True, NO_DROPOUT_INSIDE, True)
     assert architectures.value("custom_loop_remedy") == BaseOutcome(1, 1, 0, False, True, NO_DROPOUT_INSIDE, True)
+
+
+LOOP_CHILD = ("import json, warnings; warnings.simplefilter('ignore'); from companion.checks import evidence; "
+              "from companion.suite import architectures; print(json.dumps(evidence.values_to_json("
+              "{k: architectures.value(k) for k in ('custom_loop_as_written', 'custom_loop_remedy')})))")
+
+
+def test_a_custom_loop_written_for_pytorch_moves_the_statistics_as_on_tensorflow():
+    """The same hand-derived outcomes as above, from the loop that calls loss.backward() under the PyTorch backend."""
+    release = releases.Release("keras", releases.PINNED, "torch")
+    if not releases.is_installed(release):
+        pytest.skip("PyTorch is not installed (companion variants install --releases)")
+    done = subprocess.run([sys.executable, "-c", LOOP_CHILD], env=releases.environment(release), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = evidence.values_from_json(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert found["custom_loop_as_written"] == BaseOutcome(1, 0, 1, True, True, NO_DROPOUT_INSIDE, True)
+    assert found["custom_loop_remedy"] == BaseOutcome(1, 1, 0, False, True, NO_DROPOUT_INSIDE, True)
 
 
 def test_the_ground_truth_finds_bn_through_weights_at_any_depth(keras):

@@ -15,7 +15,7 @@ from companion.versions import check, releases
 ALLOWED_COMPANION = {"companion", "companion.versions", "companion.versions.check", "companion.checks",
                      "companion.checks.decisive", "companion.checks.evidence", "companion.checks.questions",
                      "companion.core", "companion.core.tables", "companion.core.variants"}
-BOOK_ONLY = ("matplotlib", "tqdm", "papermill", "nbformat", "IPython", "tensorflow", "keras", "jax")
+BOOK_ONLY = ("matplotlib", "tqdm", "papermill", "nbformat", "IPython", "tensorflow", "keras", "jax", "torch")
 
 PROBE = """
 import json, sys
@@ -96,6 +96,20 @@ def test_companion_check_under_jax_imports_no_tensorflow():
     assert "overridden during fit? yes" in result["report"]
     assert "Does base.trainable = True unfreeze layers frozen one by one? yes" in result["report"]
     assert "raised ValueError / no" in result["report"]  # fit refuses a trainable change until recompiling
+    assert not result["tensorflow"] and set(result["companion"]) <= ALLOWED_COMPANION
+
+
+def test_companion_check_under_pytorch_imports_no_tensorflow():
+    if not releases.is_installed(releases.Release("keras", releases.PINNED, "torch")):
+        pytest.skip("PyTorch is not installed (companion variants install --releases)")
+    env = variants.child_environment([releases.backend_folder("torch")], legacy=False, backend="torch",
+                                     others=releases.folders())
+    result = _probe(env)
+    assert result["report"].startswith("Keras 3.15.1 on torch 2.13.0")
+    assert "overridden during fit? yes" in result["report"]
+    assert "Does base.trainable = True unfreeze layers frozen one by one? yes" in result["report"]
+    # PyTorch runs fit eagerly: a trainable change is honoured at once, with or without recompiling.
+    assert "Does a trainable change need a recompile? no" in result["report"]
     assert not result["tensorflow"] and set(result["companion"]) <= ALLOWED_COMPANION
 
 

@@ -22,16 +22,31 @@ def test_the_releases_are_the_latest_patch_of_every_minor_release_up_to_the_pinn
     assert releases.latest_patches(["3.1.0", "3.1.10", "3.1.9", "3.2.0rc1", "3.16.0"], up_to="3.15.1") == ["3.1.10"]
 
 
-def test_columns_are_every_release_on_tensorflow_then_the_variants_then_jax():
+def test_columns_are_every_release_on_tensorflow_then_the_variants_then_jax_then_pytorch():
     labels = [r.label for r in releases.releases()]
     assert labels[:16] == [f"keras {v}" for v in releases.KERAS_RELEASES]
     assert labels[16:] == ["keras-nightly 3.16.0.dev2026102704", "tf-keras 2.21.0", "keras 3.15.1 (JAX)",
-                           "keras-nightly 3.16.0.dev2026102704 (JAX)"]
+                           "keras-nightly 3.16.0.dev2026102704 (JAX)", "keras 3.15.1 (PyTorch)",
+                           "keras-nightly 3.16.0.dev2026102704 (PyTorch)"]
+    assert [r.short_label for r in releases.releases()[-2:]] == ["3.15.1 PyTorch", "nightly PyTorch"]
 
 
-def test_the_architecture_checks_run_under_the_pinned_release_the_side_variants_and_jax():
+def test_the_architecture_checks_run_under_the_pinned_release_the_side_variants_jax_and_pytorch():
     running = [r.label for r in releases.releases() if r.architectures]
-    assert running == ["keras 3.15.1", "keras-nightly 3.16.0.dev2026102704", "tf-keras 2.21.0", "keras 3.15.1 (JAX)"]
+    assert running == ["keras 3.15.1", "keras-nightly 3.16.0.dev2026102704", "tf-keras 2.21.0", "keras 3.15.1 (JAX)",
+                       "keras 3.15.1 (PyTorch)"]
+
+
+def test_a_backend_column_needs_its_backend_folder_and_a_local_build_counts_as_installed(monkeypatch, tmp_path):
+    monkeypatch.setenv(variants.VARIANTS_DIR_ENV, str(tmp_path))
+    torch = releases.Release("keras", releases.PINNED, "torch")
+    assert releases._needs(torch) == [(tmp_path / "torch", list(releases.TORCH_REQUIREMENTS))]
+    assert not releases.is_installed(torch)
+    for requirement in releases.TORCH_REQUIREMENTS:  # what pip --target leaves: torch as its CPU build
+        name, version = requirement.split("==")
+        (tmp_path / "torch" / f"{name}-{version}{'+cpu' if name == 'torch' else ''}.dist-info").mkdir(parents=True)
+    assert releases.is_installed(torch)
+    assert not variants.installed_in(tmp_path / "torch", "torch==2.13.1")
 
 
 def test_a_column_without_the_architecture_checks_says_they_do_not_apply(monkeypatch):

@@ -53,11 +53,13 @@ CHILD = ("import json, warnings; warnings.simplefilter('ignore'); from companion
          "print(json.dumps({k: questions.value(k) for k in ('trainable_setter', 'staged_unfreezing')}))")
 
 
-@pytest.mark.parametrize("release", [r for r in releases.releases() if r.legacy or (r.pinned and r.backend == "jax")],
+@pytest.mark.parametrize("release", [r for r in releases.releases()
+                                     if r.legacy or (r.pinned and r.backend in ("jax", "torch"))],
                          ids=lambda release: release.key)
-def test_on_tf_keras_and_on_jax_the_setter_unfreezes_them(release):
-    # tf-keras' Layer.__setattr__ and the JAX backend's have no short circuit: the setter runs, all 6 trainable,
-    # and the second fit trains the refrozen layers.
+def test_on_tf_keras_jax_and_pytorch_the_setter_unfreezes_them(release):
+    # tf-keras' Layer.__setattr__ and the JAX and PyTorch backends' have no short circuit (PyTorch's Layer is a
+    # torch.nn.Module, whose __setattr__ always sets): the setter runs, all 6 trainable, and the second fit trains
+    # the refrozen layers.
     if not releases.is_installed(release):
         pytest.skip(f"{release.label} is not installed (companion variants install --releases)")
     done = subprocess.run([sys.executable, "-c", CHILD], env=releases.environment(release), capture_output=True,

@@ -7,6 +7,7 @@ from companion.versions import releases, upstream
 
 PINNED_TF = releases.Release("keras", releases.PINNED)
 PINNED_JAX = releases.Release("keras", releases.PINNED, "jax")
+PINNED_TORCH = releases.Release("keras", releases.PINNED, "torch")
 
 
 def test_the_dropout_leak_on_the_pinned_release():
@@ -20,7 +21,7 @@ def test_the_dropout_leak_on_the_pinned_release():
     assert seen["after_subclassed_base"] == [None, False, False]
 
 
-@pytest.mark.parametrize("release, applied", [(PINNED_TF, False), (PINNED_JAX, True)])
+@pytest.mark.parametrize("release, applied", [(PINNED_TF, False), (PINNED_JAX, True), (PINNED_TORCH, True)])
 def test_the_trainable_assignment_is_ignored_on_tensorflow_only(release, applied):
     if not releases.is_installed(release):
         pytest.skip(f"{release.label} is not installed (companion variants install --releases)")

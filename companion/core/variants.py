@@ -87,7 +87,9 @@ def install_folder(variant: Variant) -> Path:
 def installed_in(folder: Path, requirement: str) -> bool:
     """Whether ``pip install --target folder requirement`` (``name==version``) has been done."""
     project, version = requirement.split("==")
-    return (folder / f"{project.replace('-', '_')}-{version}.dist-info").is_dir()
+    name = f"{project.replace('-', '_')}-{version}"
+    # A local build satisfies its version too (PEP 440): torch==2.13.0 is installed as torch-2.13.0+cpu.
+    return (folder / f"{name}.dist-info").is_dir() or any(folder.glob(f"{name}+*.dist-info"))
 
 
 def is_installed(variant: Variant) -> bool:

@@ -171,7 +171,7 @@ def build_recipe_model(recipe: Recipe, base, image_size: int) -> TutorialModel:
     return TutorialModel(keras.Model(inputs, dense(x), name="tutorial"), base, dense)
 
 
-def compile_phase(recipe: Recipe, model, optimizer: recipes.Optimizer) -> None:
+def compile_phase(recipe: Recipe, model, optimizer: recipes.Optimizer, run_eagerly: bool = False) -> None:
     """Compile ``model`` as the recipe does for one phase (loss on logits, accuracy at the recipe's threshold)."""
     keras = load_keras()
     arguments = {} if optimizer.learning_rate is None else {"learning_rate": optimizer.learning_rate}
@@ -179,6 +179,7 @@ def compile_phase(recipe: Recipe, model, optimizer: recipes.Optimizer) -> None:
         optimizer=getattr(keras.optimizers, optimizer.name)(**arguments),
         loss=keras.losses.BinaryCrossentropy(from_logits=recipe.loss_from_logits),
         metrics=[keras.metrics.BinaryAccuracy(threshold=recipe.accuracy_threshold, name="accuracy")],
+        run_eagerly=run_eagerly,
     )
 
 

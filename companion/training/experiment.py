@@ -324,6 +324,7 @@ def column_in_child(profile: str, recipe: str, phase1_epochs: int, data_seed: in
         for way, variant in ways(chosen).items():
             # One pass over the pair's batches: both runs of the pair see the same batches in the same order.
             column[way].append(dataclasses.asdict(runner.fine_tune(
-                s, variant, way, phase1, pair, seed, plan.early_batches, epochs=1, verbose=0, curves=False)))
+                s, variant, way, phase1, pair, seed, plan.early_batches, epochs=1, verbose=0, curves=False,
+                run_eagerly=plan.eager)))
             child.step()
     return {"versions": variants.versions(), "runs": column}

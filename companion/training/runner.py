@@ -230,18 +230,19 @@ def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
 
 
 def fine_tune(s: Setup, variant: Recipe, name: recipes.Way, phase1: Phase1, d: Data, seed: int, early_batches=(),
-              epochs: int | None = None, verbose="auto", curves: bool = True) -> FineTuneResult:
+              epochs: int | None = None, verbose="auto", curves: bool = True, run_eagerly: bool = False
+              ) -> FineTuneResult:
     """Phase 2 of one variant, from phase 1's weights: unfreeze as the variant says, compile, fit, measure.
 
     Without ``curves`` (the paired experiment) ``fit`` gets no validation data and the test set is not measured:
-    on 2 CPU cores those two passes were a fifth of each run."""
+    on 2 CPU cores those two passes were a fifth of each run. ``run_eagerly``: the experiment plan's ``eager``."""
     keras = load_keras()
     keras.utils.set_random_seed(seed + 1)
     built = models.build_recipe_model(variant, load_base(s), s.image_size)
     built.base.set_weights(phase1.base_weights)
     built.head.set_weights(phase1.head_weights)
     models.prepare_fine_tuning(variant, built.base)
-    models.compile_phase(variant, built.model, variant.phase2_optimizer)
+    models.compile_phase(variant, built.model, variant.phase2_optimizer, run_eagerly)
     recorder = FineTuningRecorder(recipes.Way(name), variant.base_call, built.base, d, variant.accuracy_threshold,
                         early_batches, curves)
     # The tutorials continue the epoch count; as written, the 2019 and 2020 ones restart one epoch early.

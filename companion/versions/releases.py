@@ -1,15 +1,17 @@
 """The release matrix: the decisive checks (:mod:`companion.checks.decisive`) under every Keras 3 release and backend.
 
 One column per release and backend: the latest patch of every Keras 3 minor release from 3.0 to the pinned one,
-``keras-nightly`` and ``tf-keras`` on TensorFlow, and the pinned release and the nightly on JAX (for CPU). Each
+``keras-nightly`` and ``tf-keras`` on TensorFlow, and the pinned release and the nightly on JAX and on PyTorch (both
+for CPU). Each
 release is installed with ``pip install --no-deps --target`` into its own folder next to the shared TensorFlow (as
 :mod:`companion.core.variants` installs the side variants), and each column is computed in a child process that imports
 that release (``python -m companion.checks.questions``). A release that does not import or run gets a column that says so,
 with the error's first line; the other columns are computed all the same.
 
 The architecture checks (:mod:`companion.suite.architectures`) take about a minute per column: they run (``python -m
-companion.suite.architectures``, which prints the decisive checks' values too) under the pinned release on TensorFlow and
-JAX, ``keras-nightly`` and ``tf-keras``; elsewhere their cells are :class:`companion.checks.evidence.NotApplicable`.
+companion.suite.architectures``, which prints the decisive checks' values too) under the pinned release on TensorFlow,
+JAX and PyTorch, ``keras-nightly`` and ``tf-keras``; elsewhere their cells are
+:class:`companion.checks.evidence.NotApplicable`.
 
 A column is kept in the cache folder (:mod:`companion.core.cache`) under its release, its backend and the fingerprint of
 the checks' code (:func:`companion.checks.questions.fingerprint`): editing anything else in the companion does not
@@ -38,8 +40,14 @@ PINNED = importlib.metadata.version("keras")
 # (2026-11-25); `latest_patches` makes this list from that command's output.
 KERAS_RELEASES = ("3.0.5", "3.1.1", "3.2.1", "3.3.3", "3.4.1", "3.5.0", "3.6.0", "3.7.0", "3.8.0", "3.9.2", "3.10.0",
                   "3.11.3", "3.12.4", "3.13.2", "3.14.1", "3.15.1")
-# JAX for CPU, and SciPy, which JAX imports and the project does not install: pip --no-deps into one folder.
+# The other backends, each pip --no-deps into a folder of its own with what it imports that the project does not
+# install: JAX for CPU and SciPy; PyTorch (the CPU build where pip finds it, as on this project's machines: 2.13.0+cpu
+# satisfies torch==2.13.0) and what `import torch` needs.
 JAX_REQUIREMENTS = ("jax==0.10.2", "jaxlib==0.10.2", "scipy==1.17.1")
+TORCH_REQUIREMENTS = ("torch==2.13.0", "sympy==1.14.0", "mpmath==1.4.1", "networkx==3.6.1", "filelock==4.3.1")
+BACKEND_REQUIREMENTS = {"jax": JAX_REQUIREMENTS, "torch": TORCH_REQUIREMENTS}
+# How a column names its backend (TensorFlow, the default, goes unnamed).
+BACKEND_NAMES = {"tensorflow": "", "jax": "JAX", "torch": "PyTorch"}
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -81,14 +89,19 @@ class Release:
         return self.package == "tf-keras"
 
     @property
+    def backend_name(self) -> str:
+        """"JAX" or "PyTorch"; "" on TensorFlow."""
+        return BACKEND_NAMES[self.backend]
+
+    @property
     def label(self) -> str:
-        return f"{self.package} {self.version}" + (" (JAX)" if self.backend == "jax" else "")
+        return f"{self.package} {self.version}" + (f" ({self.backend_name})" if self.backend_name else "")
 
     @property
     def short_label(self) -> str:
-        """The column's label in a figure: "3.15.1", "nightly", "tf-keras", "3.15.1 JAX"."""
+        """The column's label in a figure: "3.15.1", "nightly", "tf-keras", "3.15.1 JAX", "nightly PyTorch"."""
         name = self.version if self.package == "keras" else self.package.replace("keras-", "")
-        return name + (" JAX" if self.backend == "jax" else "")
+        return name + (f" {self.backend_name}" if self.backend_name else "")
 
     @property
     def key(self) -> str:
@@ -109,7 +122,8 @@ def releases() -> list[Release]:
     """Every column, in the order of the table."""
     numbered = [Release("keras", version) for version in KERAS_RELEASES]
     return [*numbered, _variant_release("keras-nightly"), _variant_release("tf-keras"),
-            Release("keras", PINNED, "jax"), _variant_release("keras-nightly", "jax")]
+            *(release for backend in BACKEND_REQUIREMENTS
+              for release in (Release("keras", PINNED, backend), _variant_release("keras-nightly", backend)))]
 
 
 # --- Installing ---------------------------------------------------------------------------------------------------
@@ -125,15 +139,20 @@ def folder(release: Release) -> Path | None:
     return variants.variants_dir() / "releases" / f"{release.package}-{release.version}"
 
 
+def backend_folder(backend: str) -> Path:
+    """Where a backend other than TensorFlow is installed (``jax``, ``torch``)."""
+    return variants.variants_dir() / backend
+
+
 def jax_folder() -> Path:
-    return variants.variants_dir() / "jax"
+    return backend_folder("jax")
 
 
 def _needs(release: Release) -> list[tuple[Path, list[str]]]:
     """(folder, requirements) the release's column needs installed."""
     needs = [] if release.pinned else [(folder(release), [release.requirement])]
-    if release.backend == "jax":
-        needs.append((jax_folder(), list(JAX_REQUIREMENTS)))
+    if release.backend in BACKEND_REQUIREMENTS:
+        needs.append((backend_folder(release.backend), list(BACKEND_REQUIREMENTS[release.backend])))
     return needs
 
 
@@ -142,7 +161,8 @@ def is_installed(release: Release) -> bool:
 
 
 def install(release: Release) -> None:
-    """``pip install --no-deps --target`` the release (and JAX for a JAX column) into its folder."""
+    """``pip install --no-deps --target`` the release (and its backend, for a JAX or PyTorch column) into its
+    folder."""
     for where, requirements in _needs(release):
         variants.pip_install(where, requirements)
 
@@ -224,8 +244,8 @@ class ChecksFolder(cache.Folder):
 
 def _backend_version(backend: str) -> str:
     """The backend's installed version, read from its metadata (no import)."""
-    if backend == "jax":
-        return ", ".join(JAX_REQUIREMENTS)
+    if backend in BACKEND_REQUIREMENTS:
+        return ", ".join(BACKEND_REQUIREMENTS[backend])
     for distribution in ("tensorflow", "tensorflow-cpu"):
         try:
             return f"{distribution}=={importlib.metadata.version(distribution)}"
