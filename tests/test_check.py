@@ -88,9 +88,9 @@ def test_companion_check_on_the_pinned_keras_names_the_verdict_and_the_remedy():
 
 
 def test_companion_check_under_jax_imports_no_tensorflow():
-    if not all(variants.installed_in(releases.jax_folder(), r) for r in releases.JAX_REQUIREMENTS):
+    if not releases.is_installed(releases.Release("keras", releases.PINNED, "jax")):
         pytest.skip("JAX is not installed (companion variants install --releases)")
-    env = variants.child_environment([releases.jax_folder()], legacy=False, backend="jax", others=releases.folders())
+    env = variants.child_environment([releases.backend_folder("jax")], legacy=False, backend="jax", others=releases.folders())
     result = _probe(env)
     assert result["report"].startswith("Keras 3.15.1 on jax 0.10.2")
     assert "overridden during fit? yes" in result["report"]

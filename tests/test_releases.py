@@ -8,7 +8,7 @@ from companion.checks import questions
 from companion.checks.evidence import Failed, NotApplicable, Recompile, Updates
 from companion.core import variants
 from companion.suite import architectures
-from companion.versions import releases
+from companion.versions import release_grid, releases
 
 # `pip index versions keras` on 2026-11-25 (its "Available versions" line, 3.x part).
 PIP_INDEX = ("3.15.1, 3.15.0, 3.14.1, 3.14.0, 3.13.2, 3.13.1, 3.13.0, 3.12.4, 3.12.3, 3.12.2, 3.12.1, 3.12.0, 3.11.3, "
@@ -160,7 +160,7 @@ def test_the_figure_has_a_row_per_answer_and_a_labelled_cell_each():
         releases.Column(releases.Release("keras", "3.4.1"), {}, {}, error="ImportError: x")])
     figure = found.figure()
     texts = [t.get_text() for t in figure.axes[0].texts]
-    rows = sum(len(releases.row_labels(check)) for check in questions.CHECKS)
+    rows = sum(len(release_grid.row_labels(check)) for check in questions.CHECKS)
     # A bool check is one row, Updates three (statistics, gamma/beta, kernels), Recompile two.
     kinds = [check.kind for check in questions.CHECKS]
     assert rows == kinds.count(bool) + 3 * kinds.count(Updates) + 2 * kinds.count(Recompile) and len(texts) == 2 * rows
@@ -177,7 +177,7 @@ def test_the_figure_has_a_row_per_answer_and_a_labelled_cell_each():
 
 def test_every_check_says_the_documented_answer_of_each_of_its_rows():
     for check in questions.CHECKS:
-        assert len(check.documented) == len(releases.row_labels(check)), check.id
+        assert len(check.documented) == len(release_grid.row_labels(check)), check.id
     # Read in Keras' documentation by hand: training=False keeps BN in inference mode; the remedy keeps statistics
     # and gamma/beta and trains the kernels; model.trainable = True sets it on every sublayer.
     assert questions.BY_ID["nested_override"].documented == (False,)

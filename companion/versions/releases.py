@@ -89,6 +89,11 @@ class Release:
         return self.package == "tf-keras"
 
     @property
+    def numbered(self) -> bool:
+        """A numbered Keras release on TensorFlow (the columns :meth:`ReleaseMatrix.in_words` gives as a span)."""
+        return self.package == "keras" and self.backend == "tensorflow"
+
+    @property
     def backend_name(self) -> str:
         """"JAX" or "PyTorch"; "" on TensorFlow."""
         return BACKEND_NAMES[self.backend]
@@ -142,10 +147,6 @@ def folder(release: Release) -> Path | None:
 def backend_folder(backend: str) -> Path:
     """Where a backend other than TensorFlow is installed (``jax``, ``torch``)."""
     return variants.variants_dir() / backend
-
-
-def jax_folder() -> Path:
-    return backend_folder("jax")
 
 
 def _needs(release: Release) -> list[tuple[Path, list[str]]]:
@@ -325,7 +326,7 @@ class ReleaseMatrix:
         chosen = {id(c) for c in columns}
         runs: list[list[str]] = []
         previous = False
-        for c in filter(lambda c: _numbered(c.release), self.columns):
+        for c in filter(lambda c: c.release.numbered, self.columns):
             found = id(c) in chosen
             if found and not previous:
                 runs.append([])
@@ -333,7 +334,7 @@ class ReleaseMatrix:
                 runs[-1].append(c.release.version)
             previous = found
         numbered = ", ".join(run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs)
-        others = [c.release.label for c in columns if not _numbered(c.release)]
+        others = [c.release.label for c in columns if not c.release.numbered]
         return "; ".join([f"keras {numbered}"] * bool(runs) + others) or "none"
 
     def conclusions_table(self) -> FactTable:
@@ -347,12 +348,9 @@ class ReleaseMatrix:
         return FactTable(["expected", "held under", "did not hold under"], rows)
 
     def figure(self, title: str = "The decisive checks under each Keras release and backend"):
-        return grid(self, title)
+        from companion.versions import release_grid
 
-
-def _numbered(release: Release) -> bool:
-    """A numbered Keras release on TensorFlow (the columns a :meth:`ReleaseMatrix.span` covers)."""
-    return release.package == "keras" and release.backend == "tensorflow"
+        return release_grid.grid(self, title)
 
 
 def _failures(value) -> list[evidence.Failed]:
@@ -369,50 +367,3 @@ def compute(selected: list[Release] | None = None, progress: bool = True) -> Rel
     (:func:`companion.core.child.two_at_a_time`)."""
     chosen = selected or releases()
     return ReleaseMatrix(child.two_at_a_time(column, chosen, "Keras releases", progress))
-
-
-# --- The figure ---------------------------------------------------------------------------------------------------
-
-# How a field of a typed value reads at the end of a figure's row label.
-FIELD_WORDS = {"statistics": "BN statistics", "affine": "BN gamma/beta", "kernels": "kernels",
-               "without_recompile": "without recompiling", "after_recompile": "after recompiling"}
-
-
-def _fields(check: questions.Check) -> list[str]:
-    """The fields of a check's typed value that the figure shows as rows of their own ([""]: the value is a bool)."""
-    return [f.name for f in dataclasses.fields(check.kind)] if dataclasses.is_dataclass(check.kind) else [""]
-
-
-def row_labels(check: questions.Check) -> list[str]:
-    return [f"{check.short} {FIELD_WORDS[name]}" if name else check.short for name in _fields(check)]
-
-
-def answers(check: questions.Check, value) -> list:
-    """The yes/no answers in a check's value, one per row of :func:`row_labels` (a Failed value answers them all)."""
-    return [getattr(value, name) if name and not isinstance(value, evidence.Failed) else value
-            for name in _fields(check)]
-
-
-def grid(matrix: ReleaseMatrix, title: str):
-    """One row per yes/no answer of a decisive check, one column per release; every cell says yes, no, "err" (the step
-    raised an error instead of answering: see :meth:`ReleaseMatrix.errors`) or "-" (the release did not run), and is
-    coloured by whether the answer is the one Keras' documentation leads a reader to expect
-    (:attr:`companion.checks.questions.Check.documented`)."""
-    import numpy as np
-
-    from companion.versions import architectures_grid
-
-    labels = [label for check in questions.CHECKS for label in row_labels(check)]
-    expected = [answer for check in questions.CHECKS for answer in check.documented]
-    cells = np.full((len(labels), len(matrix.columns)), "-", dtype=object)
-    shade = np.full(cells.shape, np.nan)
-    for j, c in enumerate(matrix.columns):
-        if c.ran:
-            answered = [a for check in questions.CHECKS for a in answers(check, c.values[check.id])]
-            cells[:, j] = [evidence.show(a) if isinstance(a, bool) else "err" for a in answered]
-            shade[:, j] = [float(a != documented) if isinstance(a, bool) else np.nan
-                           for a, documented in zip(answered, expected)]
-    # Thicker lines between the numbered releases, the side variants and the JAX columns.
-    groups = [(_numbered(c.release), c.release.backend) for c in matrix.columns]
-    return architectures_grid.draw_cells(cells, shade, labels, [c.release.short_label for c in matrix.columns],
-                                         groups, title, "not answered (err: the step raised; -: did not run)")
