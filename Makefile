@@ -11,6 +11,9 @@ VENV ?= .venv
 # `make TF_EXTRA=gpu ...` installs tensorflow[and-cuda] instead of tensorflow-cpu.
 TF_EXTRA ?= cpu
 PROFILE ?= offline
+# pytest-xdist workers for `make test`: most of the work is single-threaded (imports, tracing, small models), so two
+# workers keep both cores of a 2-core machine busy (tests/conftest.py says how the work is shared out).
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 export COMPANION_VARIANTS_DIR ?= $(CURDIR)/.variants
 # Unbuffered output so that progress shows as it happens.
@@ -50,12 +53,15 @@ $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt companion/assets/
 	$(BIN)/companion variants install --releases
 	touch $@
 
+# The chapters are executed first, two processes at a time (the chapters that train in one, the others in the other:
+# `companion run --jobs 2`), into _build/executed; the HTML is then built from those executions.
 book: setup
-	COMPANION_PROFILE=$(PROFILE) $(BIN)/jupyter-book build .
+	$(BIN)/companion run --all --jobs 2 --profile $(PROFILE) --output _build/executed
+	$(BIN)/companion book --executed _build/executed
 	@echo "The book is in _build/html/index.html"
 
 test: setup browser
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --durations=15 book tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --nbval-lax --nbval-current-env --durations=15 book tests
 
 clean:
 	rm -rf _build .pytest_cache

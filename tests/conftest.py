@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 
 # Tests compute on the CPU, quietly and in the smallest profile, whatever the caller's environment says, and
-# start from an empty cache: every kept result (run checkpoints, matrix columns) is computed in this session.
+# start from an empty cache: every kept result (run checkpoints, matrix columns) is computed in this session. The
+# session's first process makes it (pytest, or pytest-xdist's controller, which loads this file before it starts its
+# workers); the workers inherit it and share it, so that what one computes the other reads (each kept result is
+# computed under a lock: companion.core.cache.exclusive).
+IN_A_WORKER = "PYTEST_XDIST_WORKER" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.pop("COMPANION_PROFILE", None)
-os.environ["COMPANION_CACHE_DIR"] = tempfile.mkdtemp(prefix="companion-test-cache-")
+if not IN_A_WORKER:
+    os.environ["COMPANION_CACHE_DIR"] = tempfile.mkdtemp(prefix="companion-test-cache-")
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +56,44 @@ def _run_step(name: str) -> None:
 
 # nbval, which executes every chapter when `book` is collected (make test runs `pytest ... book tests`), writes the
 # notebooks it executed here (book/conftest.py), so that the book is built from those executions.
-NBVAL_EXECUTED = Path(tempfile.mkdtemp(prefix="companion-nbval-executed-"))
-os.environ["COMPANION_NBVAL_EXECUTED"] = str(NBVAL_EXECUTED)
+# Shared by the workers as the cache is.
+if not IN_A_WORKER:
+    os.environ["COMPANION_NBVAL_EXECUTED"] = tempfile.mkdtemp(prefix="companion-nbval-executed-")
+NBVAL_EXECUTED = Path(os.environ["COMPANION_NBVAL_EXECUTED"])
+
+
+# `make test` runs on two pytest-xdist workers with `--dist loadfile --no-loadscope-reorder`: each test file, and
+# each chapter, runs whole on one worker, and files are handed out in collection order (`book` before `tests`). Two
+# units go first, one to each worker, as `companion run --jobs 2` shares the chapters out: the chapters that train
+# (chapters.TRAINING_CHAPTERS), and the other chapters followed by the test files that read every chapter's
+# execution (the built book, the browser), which wait for the chapters that train where those are still running
+# (executed_chapters). The other test files go one at a time to whichever worker is free.
+READS_EXECUTED_CHAPTERS = ("tests/test_browser.py", "tests/test_notebooks.py", "tests/test_workflows.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    from companion.pages.chapters import TRAINING_CHAPTERS
+
+    class ChaptersFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            if file.startswith("book/"):
+                return "the chapters that train" if Path(file).stem in TRAINING_CHAPTERS else "the other chapters"
+            return "the other chapters" if file in READS_EXECUTED_CHAPTERS else file
+
+    return ChaptersFirst(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "executed_chapters" in getattr(item, "fixturenames", ()) and \
+                item.nodeid.split("::")[0] not in READS_EXECUTED_CHAPTERS:
+            raise pytest.UsageError(f"{item.nodeid} reads the executed chapters: add its file to "
+                                    f"READS_EXECUTED_CHAPTERS in tests/conftest.py")
 
 
 def _chapter_files() -> list[str]:
@@ -62,11 +104,19 @@ def _chapter_files() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def executed_chapters():
-    """Every chapter executed once per session: by nbval earlier in this session when it ran every chapter (as
-    `make test` does), else by the GPU workflow's own step (into ROOT/executed)."""
+def executed_chapters(request):
+    """Every chapter executed once per session: by nbval in this session when it collected every chapter (as
+    `make test` does; on another worker, it may still be executing some, which are waited for), else by the GPU
+    workflow's own step (into ROOT/executed)."""
     executed = ROOT / "executed"  # where the workflow's build step reads them
-    if all((NBVAL_EXECUTED / name).is_file() for name in _chapter_files()):
+    names = _chapter_files()
+    collected = {Path(item.nodeid.split("::")[0]).name for item in request.session.items}
+    deadline = time.monotonic() + 45 * 60
+    while set(names) <= collected and not all((NBVAL_EXECUTED / name).is_file() for name in names):
+        missing = [name for name in names if not (NBVAL_EXECUTED / name).is_file()]
+        assert time.monotonic() < deadline, f"nbval did not finish executing {', '.join(missing)} within 45 minutes"
+        time.sleep(5)
+    if all((NBVAL_EXECUTED / name).is_file() for name in names):
         shutil.rmtree(executed, ignore_errors=True)
         shutil.copytree(NBVAL_EXECUTED, executed)
     else:

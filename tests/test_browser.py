@@ -69,12 +69,17 @@ RAW_MYST = re.compile(r"\{(glue|glue:text|glue:md|glue:figure|doc|py:\w+|ref|num
 SMALLEST_READABLE_PX = 9
 
 
+_photographed: set[str] = set()
+
+
 def _open(server, browser, page):
     browser.get(f"{server}/{page}.html")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1400, min(height, 20000))  # the whole page in one screenshot
-    browser.save_screenshot(str(SCREENSHOTS / f"{page.split('/')[-1]}.png"))
+    browser.set_window_size(1400, min(height, 20000))  # the whole page in the window, as in its screenshot
+    if page not in _photographed:  # once per page and session: a screenshot of a long page takes seconds
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / f"{page.split('/')[-1]}.png"))
+        _photographed.add(page)
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])

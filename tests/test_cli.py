@@ -93,6 +93,18 @@ def test_a_failing_chapter_is_one_line_naming_the_cell_and_a_summary_is_still_wr
     assert not summary["completed"] and summary["stopped_at"].startswith("code cell")
 
 
+def test_two_jobs_run_the_chapters_that_train_apart_from_the_others_each_in_book_order():
+    names = list(chapters.chapters())
+    training, others = chapters.lanes(names, 2)
+    assert training == ["offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020", "keras_guide_xception_2020",
+                        "side_by_side"]
+    assert others == ["introduction", "summary", "trainable_versus_training", "keras3_surprise", "keras_versions",
+                      "is_my_model_affected", "claims_audit", "upstream_reports", "how_it_is_verified"]
+    assert chapters.lanes(names, 1) == [names] and chapters.lanes(["summary"], 2) == [["summary"]]
+    with pytest.raises(chapters.ChapterError, match="--jobs must be 1 or 2"):
+        chapters.lanes(names, 3)
+
+
 def test_a_recipe_name_in_any_case_runs_its_chapter():
     assert {chapters.find(name.upper()).stem for name in chapters.RECIPE_CHAPTERS} == set(
         chapters.RECIPE_CHAPTERS.values())
@@ -134,14 +146,21 @@ def test_variants_list_names_every_release_of_the_release_matrix(capsys):
 
 
 @pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")
-def test_a_relative_data_folder_works_with_companion_run(tmp_path):
+def test_a_relative_data_folder_works_with_companion_run_in_two_jobs(tmp_path):
+    """Two chapters with --jobs 2: the one that trains in a process of its own, the other in another, both with
+    the data folder given relative to where the command was called."""
     relative = os.path.relpath(os.environ["COMPANION_DATA_DIR"], tmp_path)
-    done = subprocess.run([sys.executable, "-m", "companion.pages.cli", "run", "offline_weights", "--output", "out"],
-                          cwd=tmp_path, env={**os.environ, "COMPANION_DATA_DIR": relative},
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "companion.pages.cli", "run", "how_it_is_verified", "offline_weights",
+                           "--jobs", "2", "--output", "out"], cwd=tmp_path,
+                          env={**os.environ, "COMPANION_DATA_DIR": relative}, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert [line for line in done.stdout.splitlines() if "in a process of their own" in line] == [
+        "companion: running offline_weights in a process of their own",
+        "companion: running how_it_is_verified in a process of their own"]
     summary = json.loads((tmp_path / "out" / "offline_weights.summary.json").read_text())
     assert summary["completed"] and summary["glued"]["head_images_mobilenet"].startswith("200 training")
+    assert json.loads((tmp_path / "out" / "how_it_is_verified.summary.json").read_text())["completed"]
     # Papermill's injected copy of the parameters is plumbing: the book built from this run leaves it out.
     executed = json.loads((tmp_path / "out" / "offline_weights.ipynb").read_text())
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
@@ -162,9 +181,9 @@ def test_make_resolves_a_relative_data_folder_where_it_was_called(tmp_path):
 
 @pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")
 def test_ctrl_c_during_a_run_is_one_line_and_leaves_a_summary(tmp_path):
-    """Ctrl-C while a chapter executes: no traceback (papermill's or the kernel channels'), the part that ran is kept
-    and the summary says the run was interrupted. The 2020 tutorial page trains in its cells whatever the cache
-    holds, so it is still running when the signal comes (a chapter that reads kept results can finish first)."""
+    """Ctrl-C while a chapter executes stops it there: no traceback (papermill's or the kernel channels'), the part
+    that ran is kept and the summary says the run was interrupted. The 2020 tutorial page trains in its cells
+    whatever the cache holds (over a minute here), so it is still running when the signal comes."""
     import signal
     import time
 
@@ -179,7 +198,10 @@ def test_ctrl_c_during_a_run_is_one_line_and_leaves_a_summary(tmp_path):
         time.sleep(0.5)
     time.sleep(5)  # the kernel is executing cells by now
     child.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
     out, err = child.communicate(timeout=120)
+    # It stopped where it was (the kernel killed), not after running the chapter to its end.
+    assert time.monotonic() - signalled < 20, err[-3000:]
     assert child.returncode == 2, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert f"companion: error: {chapter} interrupted; the part that ran is in" in err

@@ -35,18 +35,46 @@ def _conv_base(keras, size=32):
     return keras.Model(inputs, keras.layers.ReLU(name="relu")(h), name="base")
 
 
-@pytest.fixture()
-def small_copy(tmp_path, monkeypatch):
-    """A real copy of 20 images per class and split of the shared data, which the test may alter."""
+def _copy_images(destination):
+    """A real copy of 20 images per class and split of the shared data (modification times kept, and with them the
+    data's fingerprint)."""
     source = data.load_layout(os.environ["COMPANION_DATA_DIR"])
     for split, classes in source.files.items():
         for name, files in classes.items():
-            folder = tmp_path / "data" / data.DATASET_FOLDER / split / name
+            folder = destination / data.DATASET_FOLDER / split / name
             folder.mkdir(parents=True)
             for path in files[:20]:
-                shutil.copy(path, folder / path.name)
+                shutil.copy2(path, folder / path.name)
+
+
+@pytest.fixture()
+def small_copy(tmp_path, monkeypatch):
+    """A real copy of 20 images per class and split of the shared data, which the test may alter."""
+    _copy_images(tmp_path / "data")
     monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data" / data.DATASET_FOLDER
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """One tiny run on its own copy of the images, trained once for this module (a minute on 2 CPU cores): the
+    images, the kept folder and the result, which tests copy (:func:`trained`) and then alter."""
+    root = tmp_path_factory.mktemp("trained-once")
+    _copy_images(root / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COMPANION_DATA_DIR", str(root / "data"))
+        return root, _tiny_run(root / "kept")
+
+
+@pytest.fixture()
+def trained(trained_once, tmp_path, monkeypatch):
+    """A copy of that run's images (the same fingerprint) and kept folder in ``tmp_path``, read from there; returns
+    the images' folder and the run's result."""
+    root, result = trained_once
+    shutil.copytree(root / "data", tmp_path / "data")
+    shutil.copytree(root / "kept", tmp_path / "kept")
+    monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data" / data.DATASET_FOLDER, result
 
 
 # --- Setups -----------------------------------------------------------------------------------------------------
@@ -141,6 +169,43 @@ def test_a_kept_folder_is_emptied_when_its_key_changes(tmp_path):
     assert cache.Folder(tmp_path / "kept", {"seed": 1}).read_json("result.json") is None
 
 
+def test_a_kept_result_is_computed_by_one_process_at_a_time(tmp_path):
+    """Another process holds the folder's lock for 2 s: this one's block starts only after it lets go; two threads of
+    this process take turns too."""
+    import threading
+    import time
+
+    folder = tmp_path / "matrix" / "column"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from companion.core import cache
+        with cache.exclusive({str(folder)!r}):
+            print("held", flush=True)
+            time.sleep(2)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    asked = time.monotonic()
+    with cache.exclusive(folder):
+        waited = time.monotonic() - asked
+    holder.wait(timeout=30)
+    assert 1.0 < waited < 10, waited
+    spans = []
+
+    def hold():
+        with cache.exclusive(folder):
+            start = time.monotonic()
+            time.sleep(0.3)
+            spans.append((start, time.monotonic()))
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (first_start, first_end), (second_start, _) = sorted(spans)
+    assert second_start >= first_end  # one after the other, not overlapping
+
+
 def test_writes_are_atomic_and_unreadable_files_are_moved_aside(tmp_path, monkeypatch):
     folder = cache.Folder(tmp_path / "kept", {"seed": 0})
     folder.write_arrays("weights.npz", [np.arange(3.0), np.ones((2, 2))])
@@ -171,8 +236,8 @@ def _tiny_run(checkpoints, **kwargs):
 
 
 @needs_images
-def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(small_copy, tmp_path):
-    result = _tiny_run(tmp_path / "kept")
+def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(trained, tmp_path):
+    _, result = trained
     assert result.resumed == [] and list(result.fine_tuning) == [recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN]
     assert result.phase1.history.epochs == [1]
     assert all(t.history.epochs == [2] and [p.batches for p in t.early] == [1, 2] for t in result.fine_tuning.values())
@@ -193,11 +258,11 @@ def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(small_copy, 
 
 
 @needs_images
-def test_swapped_data_under_a_warm_cache_is_trained_again(small_copy, tmp_path):
+def test_swapped_data_under_a_warm_cache_is_trained_again(trained, tmp_path):
     """The labels swapped (cats and dogs folders renamed): nothing kept may be reported as the new data's result."""
-    _tiny_run(tmp_path / "kept")
+    images, _ = trained
     for split in ("train", "validation"):
-        folder = small_copy / split
+        folder = images / split
         (folder / "cats").rename(folder / "swap")
         (folder / "dogs").rename(folder / "cats")
         (folder / "swap").rename(folder / "dogs")
@@ -206,8 +271,7 @@ def test_swapped_data_under_a_warm_cache_is_trained_again(small_copy, tmp_path):
 
 
 @needs_images
-def test_a_truncated_checkpoint_and_a_truncated_record_are_recovered(small_copy, tmp_path):
-    _tiny_run(tmp_path / "kept")
+def test_a_truncated_checkpoint_and_a_truncated_record_are_recovered(trained, tmp_path):
     phase1 = tmp_path / "kept" / "phase1" / "phase1.npz"
     phase1.write_bytes(phase1.read_bytes()[:1000])
     record = sorted(p for p in (tmp_path / "kept" / "fine-tuning").glob("*.json") if p.name != "key.json")[0]

@@ -6,6 +6,10 @@ compute the same thing twice. A kept result is reused only when its key matches 
 versions, the data and weights it was computed from, and a fingerprint of the companion's own source code), so
 that a change to any of them discards it.
 
+Two processes that share the folder (two chapters run at once, two test workers) compute a kept result once: the
+code that reads it or else computes and keeps it runs under :func:`exclusive`, so the second waits for the first
+and then reads what it kept.
+
 Every write is atomic (a temporary file in the same folder, then a rename), so an interrupted run never leaves a
 half-written file under a final name. A kept file that cannot be read all the same (damaged on disk, edited by
 hand) is reported by name, moved aside as ``NAME.unreadable``, and treated as absent: the caller recomputes it.
@@ -17,6 +21,7 @@ A folder that cannot serve (a file, a symbolic link loop, a path that cannot be 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -126,6 +131,26 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def exclusive(path: Path):
+    """Hold the lock of the kept folder ``path`` while the block runs (a lock file beside the folder; where the
+    system has no ``fcntl``, as on Windows, no lock is taken). Threads and processes that lock the same path run
+    their blocks one at a time."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class UnreadableCacheWarning(UserWarning):

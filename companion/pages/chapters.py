@@ -11,12 +11,16 @@ here raises :class:`NotInACloneError`, which says how to get one.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +32,11 @@ ROOT = PACKAGE.parent  # the clone, when the companion runs from one
 # Each recipe's own chapter: `companion run RECIPE` runs it.
 RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
                    "Xception 2020": "keras_guide_xception_2020"}
+# The chapters that train the tutorials' models (the side-by-side page shows the three recipe pages' runs): with two
+# jobs, `companion run --all --jobs 2` runs them in one process and the other chapters in another, each in book
+# order (tests/conftest.py shares the chapters out to its two workers the same way). What two chapters would both
+# compute (a matrix, the packaged weights' export) is computed once: the cache's lock makes the second wait for it.
+TRAINING_CHAPTERS = ("offline_weights", *RECIPE_CHAPTERS.values(), "side_by_side")
 GLUED = "application/papermill.record/"  # myst-nb's mime prefix for a value glued without display
 
 
@@ -59,6 +68,17 @@ def chapters() -> dict[str, Path]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = [toc["root"], *(c["file"] for c in toc["chapters"])]
     return {Path(f).name: root / f"{f}.ipynb" for f in files}
+
+
+def lanes(names: list[str], jobs: int) -> list[list[str]]:
+    """The chapters ``names`` shared out to ``jobs`` processes (1 or 2), each list in the order given; empty lists
+    left out."""
+    if jobs == 1:
+        return [list(names)]
+    if jobs != 2:
+        raise ChapterError(f"--jobs must be 1 or 2, not {jobs}")
+    training = [name for name in names if find(name).stem in TRAINING_CHAPTERS]
+    return [lane for lane in (training, [name for name in names if name not in training]) if lane]
 
 
 def find(name: str) -> Path:
@@ -150,17 +170,66 @@ def _failed_cell(executed: Path) -> str:
     return "a cell that left no error output"
 
 
-def _kernel_manager(log: Path):
+def _kernel_manager(log: Path, started: list):
     """A kernel manager whose kernel writes its process's standard error (TensorFlow's native notices, the kernel's
-    own complaints when a run is interrupted) to ``log`` instead of the terminal."""
+    own complaints when a run is interrupted) to ``log`` instead of the terminal; each manager that launches a kernel
+    is appended to ``started``, so that an interrupted run can stop it."""
     from jupyter_client.manager import AsyncKernelManager
 
     class LoggingKernelManager(AsyncKernelManager):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
+            started.append(self)
             with open(log, "ab") as file:  # the kernel process keeps its own copy of the descriptor
                 return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": file})
 
     return LoggingKernelManager
+
+
+def _stop_kernels(managers: list) -> None:
+    """Kill each kernel's process group: the kernel runs in a session of its own (jupyter_client starts it so), with
+    the processes it started (a matrix column's child) in its group."""
+    for manager in managers:
+        pgid = getattr(manager.provisioner, "pgid", None)
+        if pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _execute_interruptibly(execute, kernels: list) -> None:
+    """Run ``execute`` (papermill) in a worker thread, so that Ctrl-C reaches this thread as KeyboardInterrupt.
+
+    In the main thread, nbclient replaces Python's SIGINT handler with one that only schedules the kernel's shutdown
+    and lets the cell run on (a chapter ran to its end after Ctrl-C); outside it, nbclient installs none. On Ctrl-C
+    (or SIGTERM) the kernels are killed, the worker, whose papermill saves the notebook cell by cell, is given time
+    to return, and KeyboardInterrupt goes on to the caller."""
+    failure: list[BaseException] = []
+
+    def work():
+        try:
+            execute()
+        except BaseException as error:  # handed to the calling thread
+            failure.append(error)
+
+    worker = threading.Thread(target=work, name="papermill", daemon=True)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        _stop_kernels(kernels)
+        worker.join(60)
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    if failure:
+        raise failure[0]
 
 
 def run(name: str, profile: str, parameters: dict, output: Path, progress: bool = True) -> Summary:
@@ -177,10 +246,12 @@ def run(name: str, profile: str, parameters: dict, output: Path, progress: bool 
     output.mkdir(parents=True, exist_ok=True)
     executed = output / source.name
     started = time.perf_counter()
+    kernels: list = []
     try:
-        papermill.execute_notebook(str(source), str(executed), parameters={"profile": profile, **parameters},
-                                   cwd=str(source.parent), progress_bar=progress, kernel_name="python3",
-                                   kernel_manager_class=_kernel_manager(output / f"{source.stem}.kernel.log"))
+        _execute_interruptibly(lambda: papermill.execute_notebook(
+            str(source), str(executed), parameters={"profile": profile, **parameters}, cwd=str(source.parent),
+            progress_bar=progress, kernel_name="python3",
+            kernel_manager_class=_kernel_manager(output / f"{source.stem}.kernel.log", kernels)), kernels)
     except papermill.PapermillExecutionError:
         where = _failed_cell(executed)
         _summary(source.stem, profile, parameters, started, executed, where).write(output)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,11 +68,45 @@ def _run(args) -> int:
     if any(name == "profile" for name, _ in args.parameter):
         raise UsageError("give the profile with --profile, not -p profile")
     parameters = {name: _parameter_value(value) for name, value in args.parameter}
-    names = list(chapters.chapters()) if args.all else [args.chapter]
-    if not args.all and args.chapter is None:
+    names = list(chapters.chapters()) if args.all else args.chapters
+    if not names:
         raise UsageError("name a chapter or recipe (see `companion chapters`), or give --all")
+    profiles.get(args.profile)
     for name in names:
-        _print_summary(chapters.run(name, args.profile, parameters, args.output))
+        chapters.find(name)  # every name checked before a kernel starts
+    lanes = chapters.lanes(names, args.jobs)
+    if len(lanes) > 1:
+        return _run_in_parallel(lanes, args)
+    for name in names:
+        _print_summary(chapters.run(name, args.profile, parameters, args.output, progress=not args.no_progress))
+    return 0
+
+
+def _run_in_parallel(lanes: list[list[str]], args) -> int:
+    """Each lane of chapters in a `companion run` process of its own, at the same time; their summaries are printed
+    as each chapter ends (without progress bars, which two processes would garble). Exit 2 if any lane failed."""
+    command = [sys.executable, "-m", "companion.pages.cli", "run", "--profile", args.profile, "--output",
+               str(args.output.absolute()), "--no-progress"]
+    for name, value in args.parameter:
+        command += ["-p", name, value]
+    for lane in lanes:
+        print(f"companion: running {', '.join(lane)} in a process of their own")
+    processes = [subprocess.Popen([*command, *lane]) for lane in lanes]
+    try:
+        codes = [process.wait() for process in processes]
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reaches the lanes too, and each stops its chapter; a signal sent to this process alone
+        # is passed on to the lanes still running after a while.
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGINT)
+                process.wait()
+        raise
+    if any(codes):
+        raise UsageError("a lane of chapters failed (its error is above); the others' results are in "
+                         f"{args.output}")
     return 0
 
 
@@ -216,9 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Execute a chapter (or --all) under a profile. Writes OUTPUT/NAME.ipynb and "
                                      "OUTPUT/NAME.summary.json (facts and every glued value), and prints what was read "
                                      "from checkpoints and the accuracies.")
-    run.add_argument("chapter", nargs="?", help="chapter name (`companion chapters`) or recipe name "
-                                                "(`companion recipes`), any case")
+    run.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names (`companion chapters`) or recipe "
+                                                                    "names (`companion recipes`), any case; in order")
     run.add_argument("--all", action="store_true", help="every chapter, in book order")
+    run.add_argument("--jobs", type=int, choices=(1, 2), default=1,
+                     help="2: the chapters that train in one process and the others in another, at the same time")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar per chapter")
     run.add_argument("--profile", default="smoke", help=f"one of: {profile_names}")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help=f"another chapter parameter (valid: {', '.join(n for n in notebook.PARAMETERS if n != 'profile')})")

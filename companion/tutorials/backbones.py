@@ -186,8 +186,12 @@ def _check_shapes(architecture: str, source: str, arrays: list[np.ndarray], refe
         f"{expected[where] if where < len(expected) else 'nothing'}). Nothing was loaded.")
 
 
+def _export_path(weights: PackagedWeights) -> Path:
+    return cache.cache_dir() / "weights" / weights.distribution
+
+
 def _export_folder(weights: PackagedWeights) -> cache.Folder:
-    return cache.Folder(cache.cache_dir() / "weights" / weights.distribution,
+    return cache.Folder(_export_path(weights),
                         {"source": weights.requirement, "member": weights.member, "sha256": weights.sha256})
 
 
@@ -220,15 +224,17 @@ def export(weights: PackagedWeights) -> Path:
 def neutral_weights(architecture: str) -> list[np.ndarray]:
     """The packaged base's weight arrays, from the neutral export (made once, in a child process if needed)."""
     weights = PACKAGED[architecture]
-    folder = _export_folder(weights)
-    arrays = folder.read_arrays("base.npz", expected_sha256=(folder.read_json("record.json") or {}).get("npz_sha256"))
-    if arrays is not None:
-        return arrays
-    if _reads_keras3_files():
-        export(weights)
-    else:
-        _export_in_child(weights)
-    arrays = folder.read_arrays("base.npz", expected_sha256=folder.read_json("record.json")["npz_sha256"])
+    with cache.exclusive(_export_path(weights)):
+        folder = _export_folder(weights)
+        arrays = folder.read_arrays("base.npz",
+                                    expected_sha256=(folder.read_json("record.json") or {}).get("npz_sha256"))
+        if arrays is not None:
+            return arrays
+        if _reads_keras3_files():
+            export(weights)
+        else:
+            _export_in_child(weights)
+        arrays = folder.read_arrays("base.npz", expected_sha256=folder.read_json("record.json")["npz_sha256"])
     if arrays is None:
         raise BackboneIntegrityError(f"the export of {weights.requirement} in {folder.path} could not be read back")
     return arrays

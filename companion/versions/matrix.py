@@ -296,16 +296,18 @@ def compute(profile: profiles.Profile, names: list[str] | None = None, progress:
     this_process = variants.versions()
 
     def column(name: str) -> tuple[dict, float]:
-        kept = cache.Folder(cache.cache_dir() / "matrix" / f"{profile.name}-{name}", {
-            "profile": repr(profile), "variant": repr(variants.get(name)), "this process": this_process})
-        stored = kept.read_json("column.json")
-        if stored is not None:
-            return _column_from_json(stored["column"]), stored["seconds"]
-        start = time.perf_counter()
-        found = run_variant(name, profile)
-        seconds = time.perf_counter() - start
-        kept.write_json("column.json", {"column": _column_to_json(found), "seconds": seconds})
-        return found, seconds
+        path = cache.cache_dir() / "matrix" / f"{profile.name}-{name}"
+        with cache.exclusive(path):
+            kept = cache.Folder(path, {"profile": repr(profile), "variant": repr(variants.get(name)),
+                                       "this process": this_process})
+            stored = kept.read_json("column.json")
+            if stored is not None:
+                return _column_from_json(stored["column"]), stored["seconds"]
+            start = time.perf_counter()
+            found = run_variant(name, profile)
+            seconds = time.perf_counter() - start
+            kept.write_json("column.json", {"column": _column_to_json(found), "seconds": seconds})
+            return found, seconds
 
     results = dict(zip(names, child.two_at_a_time(column, names, "Keras variants", progress)))
     return Matrix({n: r[0] for n, r in results.items()}, {n: r[1] for n, r in results.items()})
