@@ -7,8 +7,8 @@ versions, the data and weights it was computed from, and a fingerprint of the co
 that a change to any of them discards it.
 
 Two processes that share the folder (two chapters run at once, two test workers) compute a kept result once: the
-code that reads it or else computes and keeps it runs under :func:`exclusive`, so the second waits for the first
-and then reads what it kept.
+code that reads it or else computes and keeps it holds the folder's lock (:meth:`Folder.locked`), so the second
+waits for the first and then reads what it kept.
 
 Every write is atomic (a temporary file in the same folder, then a rename), so an interrupted run never leaves a
 half-written file under a final name. A kept file that cannot be read all the same (damaged on disk, edited by
@@ -177,6 +177,15 @@ class Folder:
             shutil.rmtree(self.path)
         if not self.path.exists():
             write_atomically(self.path / "key.json", json.dumps(self.key, indent=1, sort_keys=True).encode())
+
+    @classmethod
+    @contextlib.contextmanager
+    def locked(cls, path: Path, key: dict):
+        """The folder (emptied where its key changed, as the constructor does) with its lock held
+        (:func:`exclusive`): for the code that reads a kept result or else computes and keeps it, so that two
+        processes compute it once."""
+        with exclusive(path):
+            yield cls(path, key)
 
     @classmethod
     def existing(cls, path: Path) -> Folder:

@@ -186,13 +186,14 @@ def _check_shapes(architecture: str, source: str, arrays: list[np.ndarray], refe
         f"{expected[where] if where < len(expected) else 'nothing'}). Nothing was loaded.")
 
 
-def _export_path(weights: PackagedWeights) -> Path:
-    return cache.cache_dir() / "weights" / weights.distribution
+def _export_place(weights: PackagedWeights) -> tuple[Path, dict]:
+    """Where the neutral export of ``weights`` is kept, and its key."""
+    return (cache.cache_dir() / "weights" / weights.distribution,
+            {"source": weights.requirement, "member": weights.member, "sha256": weights.sha256})
 
 
 def _export_folder(weights: PackagedWeights) -> cache.Folder:
-    return cache.Folder(_export_path(weights),
-                        {"source": weights.requirement, "member": weights.member, "sha256": weights.sha256})
+    return cache.Folder(*_export_place(weights))
 
 
 def export(weights: PackagedWeights) -> Path:
@@ -224,8 +225,8 @@ def export(weights: PackagedWeights) -> Path:
 def neutral_weights(architecture: str) -> list[np.ndarray]:
     """The packaged base's weight arrays, from the neutral export (made once, in a child process if needed)."""
     weights = PACKAGED[architecture]
-    with cache.exclusive(_export_path(weights)):
-        folder = _export_folder(weights)
+    # The export (here, or in a child process) runs with the lock held.
+    with cache.Folder.locked(*_export_place(weights)) as folder:
         arrays = folder.read_arrays("base.npz",
                                     expected_sha256=(folder.read_json("record.json") or {}).get("npz_sha256"))
         if arrays is not None:

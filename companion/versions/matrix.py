@@ -296,10 +296,8 @@ def compute(profile: profiles.Profile, names: list[str] | None = None, progress:
     this_process = variants.versions()
 
     def column(name: str) -> tuple[dict, float]:
-        path = cache.cache_dir() / "matrix" / f"{profile.name}-{name}"
-        with cache.exclusive(path):
-            kept = cache.Folder(path, {"profile": repr(profile), "variant": repr(variants.get(name)),
-                                       "this process": this_process})
+        with cache.Folder.locked(cache.cache_dir() / "matrix" / f"{profile.name}-{name}", {
+                "profile": repr(profile), "variant": repr(variants.get(name)), "this process": this_process}) as kept:
             stored = kept.read_json("column.json")
             if stored is not None:
                 return _column_from_json(stored["column"]), stored["seconds"]

@@ -255,24 +255,19 @@ def _backend_version(backend: str) -> str:
     return "not installed"
 
 
-def _kept_path(release: Release) -> Path:
-    return cache.cache_dir() / "releases" / release.key
-
-
-def kept_folder(release: Release) -> ChecksFolder:
-    """The release's cache folder; a column that runs the architecture checks is valid for their code (and the
-    KerasHub installed) too."""
+def kept_folder(release: Release):
+    """The release's cache folder, its lock held (:meth:`companion.core.cache.Folder.locked`); a column that runs
+    the architecture checks is valid for their code (and the KerasHub installed) too."""
     key = {"release": release.key, "backend": _backend_version(release.backend), "python": sys.version.split()[0]}
     if release.architectures:
         key["architectures"] = f"{architectures.fingerprint()} {architectures.models.keras_hub_version()}"
-    return ChecksFolder(_kept_path(release), key)
+    return ChecksFolder.locked(cache.cache_dir() / "releases" / release.key, key)
 
 
 def column(release: Release) -> Column:
     """The release's column: kept from before when the release, backend and checks are the same, else computed and
     kept (unless the release is not installed, or its process ran out of time: the next call tries again)."""
-    with cache.exclusive(_kept_path(release)):
-        kept = kept_folder(release)
+    with kept_folder(release) as kept:
         data = kept.read_json("column.json")
         if data is not None:
             return Column.from_json(release, data)
