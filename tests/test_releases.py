@@ -204,3 +204,21 @@ def test_keras_3_releases_override_training_false_and_tf_keras_does_not(measured
     # The remedy with base(x) works on all three; the recompile is needed on all three.
     assert all(c.values["remedy_alone"] == questions.REMEDY_WORKS and c.values["remedy_alone_dropout"]
                and c.values["recompile"] == Recompile(True, False) for c in measured.columns)
+
+
+def test_installing_names_each_folder_once_and_starts_with_the_one_with_most_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("COMPANION_VARIANTS_DIR", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(variants, "pip_install", lambda folder, requirements: calls.append((folder, requirements)))
+    nightly = releases._variant_release("keras-nightly", "jax")
+    releases.install([releases.Release("keras", releases.PINNED, "jax"), nightly, releases.Release("keras", "3.0.5")])
+    # The pinned release on JAX needs only the JAX folder, the nightly on JAX its own folder and the JAX folder
+    # again: JAX's three requirements once, and each Keras folder (installed at the same time: in any order).
+    assert sorted(calls) == [(tmp_path / "jax", list(releases.JAX_REQUIREMENTS)),
+                             (tmp_path / "keras-nightly", [nightly.requirement]),
+                             (tmp_path / "releases" / "keras-3.0.5", ["keras==3.0.5"])]
+    calls.clear()
+    variants.pip_install_all([(tmp_path / "a", ["x==1"]), (tmp_path / "b", ["y==1", "z==1", "v==1"]),
+                              (tmp_path / "a", ["x==1", "w==2"])], jobs=1)
+    # One at a time, the order is seen: b (three to install) before a (two: x, named twice, and w).
+    assert calls == [(tmp_path / "b", ["y==1", "z==1", "v==1"]), (tmp_path / "a", ["x==1", "w==2"])]

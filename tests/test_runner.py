@@ -266,7 +266,8 @@ def test_swapped_data_under_a_warm_cache_is_trained_again(trained, tmp_path):
         (folder / "cats").rename(folder / "swap")
         (folder / "dogs").rename(folder / "cats")
         (folder / "swap").rename(folder / "dogs")
-    second = _tiny_run(tmp_path / "kept")
+    # One way of fine-tuning is enough to see: phase 1 and that way were kept for the unswapped images.
+    second = _tiny_run(tmp_path / "kept", variants={recipes.Way.AS_WRITTEN: recipes.MOBILENET_V2_2020})
     assert second.resumed == []  # the data's fingerprint is in the key: the same count of files is not enough
 
 
@@ -294,8 +295,10 @@ def test_one_class_left_after_the_scan_is_refused_before_training(small_copy, tm
 
 
 @needs_images
-def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(small_copy, tmp_path):
+def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(trained, tmp_path):
+    # From the module's tiny run's phase 1 (the same setup, seed and batch size): resumed, not trained again.
     exp = experiment.run(recipes.MOBILENET_V2_2020, TINY, progress=False, checkpoints=tmp_path / "kept", batch_size=8)
+    assert exp.phase1 == trained[1].phase1
     assert list(exp.columns) == ["keras", "tf-keras"] and exp.columns["tf-keras"].versions["variant"] == "tf-keras"
     # The plan's 2 batches of 8, and 16 of the 32 validation images (20 per class less the test fifth, 8 images).
     assert {r.steps_per_epoch for c in exp.columns.values() for runs in c.runs.values() for r in runs} == {2}

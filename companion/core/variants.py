@@ -108,6 +108,22 @@ def pip_install(folder: Path, requirements: list[str]) -> None:
         )
 
 
+def pip_install_all(needs: list[tuple[Path, list[str]]], jobs: int = 4) -> None:
+    """:func:`pip_install` of every (folder, requirements), the requirements of a folder named twice merged; folders
+    ``jobs`` at a time (the time goes to downloading and unpacking wheels, not to resolving: ``--no-deps``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    merged: dict[Path, list[str]] = {}
+    for folder, requirements in needs:
+        merged.setdefault(Path(folder), [])
+        merged[Path(folder)] += [r for r in requirements if r not in merged[Path(folder)]]
+    # The folders with the most to install (a backend's: PyTorch, JAX) first, so that they do not finish last.
+    largest_first = sorted(merged.items(), key=lambda item: -len(item[1]))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for done in [pool.submit(pip_install, folder, requirements) for folder, requirements in largest_first]:
+            done.result()  # a failed pip raises here, after the others have finished
+
+
 def install(variant: Variant) -> Path:
     """Install a side variant with ``pip --no-deps`` into its own folder (TensorFlow is shared)."""
     folder = install_folder(variant)

@@ -143,17 +143,19 @@ def _matrix(args) -> int:
 
 def _variants(args) -> int:
     """``companion variants list|install [NAMES] [--releases]``."""
-    for variant in map(variants.get, args.names or list(variants.VARIANTS)):
-        if args.action == "install":
+    chosen = list(map(variants.get, args.names or list(variants.VARIANTS)))
+    if args.action == "install":
+        for variant in chosen:
             variants.install(variant)
+    for variant in chosen:
         state = "installed" if variants.is_installed(variant) else "not installed"
         print(f"{variant.name:14} {state:14} {variant.description}")
     if args.releases or args.action == "list":
         from companion.versions import releases
 
+        if args.releases and args.action == "install":
+            releases.install(releases.releases())
         for release in releases.releases():
-            if args.releases and args.action == "install":
-                releases.install(release)
             state = "installed" if releases.is_installed(release) else "not installed"
             print(f"{release.label:44} {state:14} release matrix")
     print(f"(installed in {variants.variants_dir()})")

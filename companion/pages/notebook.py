@@ -147,10 +147,9 @@ def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
         from companion.versions import releases
 
         missing = [r for r in releases.releases() if not releases.is_installed(r)]
-        for release in missing:
-            print(f"installing {release.label}", flush=True)
-            releases.install(release)
         if missing:
+            print(f"installing {', '.join(r.label for r in missing)}", flush=True)
+            releases.install(missing)
             fetched.append(f"{len(missing)} Keras releases for the release matrix, into {variants.variants_dir()}")
     return tuple(fetched)
 

@@ -6,7 +6,9 @@ tried before them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -72,7 +74,9 @@ def compare_with_imagenet(architecture: str) -> ImagenetComparison:
     """Compare the packaged base with ``weights="backbones.imagenet"`` (needs internet or Keras' cache)."""
     size = backbones.PACKAGED[architecture].native_size
     try:
-        reference = backbones.imagenet(architecture, size)
+        # Keras prints "Downloading data from <url>" and a progress bar: machine detail, not the page's result.
+        with contextlib.redirect_stdout(io.StringIO()):
+            reference = backbones.imagenet(architecture, size)
     except backbones.BackboneUnavailableError as error:
         return ImagenetComparison(architecture, False, str(error).split(" (")[0], None, None, None)
     ours = backbones.neutral_weights(architecture)

@@ -161,11 +161,10 @@ def is_installed(release: Release) -> bool:
     return all(variants.installed_in(where, r) for where, requirements in _needs(release) for r in requirements)
 
 
-def install(release: Release) -> None:
-    """``pip install --no-deps --target`` the release (and its backend, for a JAX or PyTorch column) into its
-    folder."""
-    for where, requirements in _needs(release):
-        variants.pip_install(where, requirements)
+def install(chosen: list[Release]) -> None:
+    """``pip install --no-deps --target`` each release (and its backend, for a JAX or PyTorch column) into its
+    folder, several folders at a time."""
+    variants.pip_install_all([need for release in chosen for need in _needs(release)])
 
 
 def folders() -> set[str]:
