@@ -71,6 +71,14 @@ NBVAL_EXECUTED = Path(os.environ["COMPANION_NBVAL_EXECUTED"])
 READS_EXECUTED_CHAPTERS = ("tests/test_browser.py", "tests/test_notebooks.py", "tests/test_workflows.py")
 
 
+def pytest_unconfigure(config):
+    """The session's first process removes the fresh folders it made (the cache and nbval's executions, which
+    ``executed_chapters`` copies out): a session would otherwise leave a few hundred MB behind in the temp folder."""
+    if not IN_A_WORKER:
+        for folder in (os.environ["COMPANION_CACHE_DIR"], NBVAL_EXECUTED):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadfile":
         return None
