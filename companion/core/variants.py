@@ -115,8 +115,8 @@ def pip_install_all(needs: list[tuple[Path, list[str]]], jobs: int = 4) -> None:
 
     merged: dict[Path, list[str]] = {}
     for folder, requirements in needs:
-        merged.setdefault(Path(folder), [])
-        merged[Path(folder)] += [r for r in requirements if r not in merged[Path(folder)]]
+        listed = merged.setdefault(Path(folder), [])
+        listed += [r for r in requirements if r not in listed]
     # The folders with the most to install (a backend's: PyTorch, JAX) first, so that they do not finish last.
     largest_first = sorted(merged.items(), key=lambda item: -len(item[1]))
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -254,10 +254,16 @@ def _backend_version(backend: str) -> str:
     return "not installed"
 
 
+def environment_key(release: Release) -> dict:
+    """What a result computed under ``release`` depends on besides its own code: the release, its backend's installed
+    version and Python's (the key of a kept result, with that code's fingerprint)."""
+    return {"release": release.key, "backend": _backend_version(release.backend), "python": sys.version.split()[0]}
+
+
 def kept_folder(release: Release):
     """The release's cache folder, its lock held (:meth:`companion.core.cache.Folder.locked`); a column that runs
     the architecture checks is valid for their code (and the KerasHub installed) too."""
-    key = {"release": release.key, "backend": _backend_version(release.backend), "python": sys.version.split()[0]}
+    key = environment_key(release)
     if release.architectures:
         key["architectures"] = f"{architectures.fingerprint()} {architectures.models.keras_hub_version()}"
     return ChecksFolder.locked(cache.cache_dir() / "releases" / release.key, key)

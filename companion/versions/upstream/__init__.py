@@ -40,10 +40,11 @@ def _printed(release: releases.Release, timeout: float) -> list[dict]:
 
 def outputs(release: releases.Release, timeout: float = 600) -> dict[Path, dict]:
     """Script -> the JSON line it printed under ``release`` (its environment from
-    :func:`companion.versions.releases.environment`), or ``{"error": ...}``: kept from before when the release and
-    the scripts are the same, else computed in one child process and kept (unless it failed: the next call tries
-    again)."""
-    key = {"release": release.key, "scripts": {script.name: cache.sha256_of(script) for script in SCRIPTS}}
+    :func:`companion.versions.releases.environment`), or ``{"error": ...}``: kept from before when the release, its
+    backend, Python and the scripts are the same, else computed in one child process and kept (unless it failed:
+    the next call tries again)."""
+    key = {**releases.environment_key(release),
+           "scripts": {script.name: cache.sha256_of(script) for script in SCRIPTS}}
     with cache.Folder.locked(cache.cache_dir() / "upstream" / release.key, key) as kept:
         printed = kept.read_json("printed.json")
         if printed is None:
