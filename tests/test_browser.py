@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import PAGES_WITHOUT_FIGURES, ROOT
 from PIL import Image
 
 from companion.core import plots
@@ -101,7 +101,7 @@ def test_page_renders_tables_and_figures_without_errors(server, browser, page):
     loaded = [browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
               for i in images]
     assert all(loaded), f"{sum(not x for x in loaded)} figure(s) failed to load on {page}"
-    if page not in ("book/introduction", "book/how_it_is_verified", "book/upstream_reports"):  # no results to plot
+    if page not in PAGES_WITHOUT_FIGURES:
         assert images, f"no figure on {page}"
     uncaptioned = browser.execute_script(
         "return Array.from(document.querySelectorAll('figure img, .cell_output img')).filter(image => {"
@@ -188,7 +188,7 @@ def test_every_claim_link_lands_on_its_row_of_the_audit(server, browser):
 
 # What a reader should not see of a chapter's plumbing: set-up, injected parameters, glue and display calls.
 PLUMBING = ("notebook.start(", "glue_values(", "glue_figure(", "glue(", "# Parameters", "%pip install", "page.glue(",
-            "Markdown(", "weights_note(")
+            "Markdown(", "weights_note(", "weights_line(", "provenance(")
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])
@@ -206,15 +206,19 @@ def test_search_page_exists(built_book):
 
 
 def test_the_summary_page_shows_its_tables_and_launches_from_the_books_home(server, browser):
-    """The one-page summary: its fact tables and the remedy's code render, and the launch buttons open this very
-    notebook from the repository _config.yml names (Colab and Binder)."""
+    """The one-page summary: its fact tables and the remedy's code render, it links to the conclusions it does not
+    repeat (the two-by-two table, the release figure), and the launch buttons open this very notebook from the
+    repository _config.yml names (Colab and Binder)."""
     from selenium.webdriver.common.by import By
 
     from companion.pages import home
 
     _open(server, browser, "book/summary")
     tables = browser.find_elements(By.CSS_SELECTOR, "table.fact-table")
-    assert tables and "normalised with" in tables[0].text and "batch statistics" in tables[0].text
+    assert tables and "works in every column" in tables[0].text
+    hrefs = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href]")]
+    assert any(h.endswith("trainable_versus_training.html#bn-two-by-two") for h in hrefs), hrefs
+    assert any(h.endswith("keras_versions.html#fig-releases") for h in hrefs), hrefs
     assert "def freeze_batch_norm" in browser.find_element(By.TAG_NAME, "body").text
     owner, name = home.read().owner_and_name
     branch = home.read().branch

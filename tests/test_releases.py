@@ -222,3 +222,21 @@ def test_installing_names_each_folder_once_and_starts_with_the_one_with_most_to_
                               (tmp_path / "a", ["x==1", "w==2"])], jobs=1)
     # One at a time, the order is seen: b (three to install) before a (two: x, named twice, and w).
     assert calls == [(tmp_path / "b", ["y==1", "z==1", "v==1"]), (tmp_path / "a", ["x==1", "w==2"])]
+
+
+def test_releases_that_agree_on_every_check_share_a_column_of_the_table():
+    """3.0.5 and 3.1.1 answer alike; 3.2.1 differs in one check; the JAX column answers as the first two. Derived:
+    two columns, "keras 3.0.5 to 3.1.1; keras 3.15.1 (JAX)" and "keras 3.2.1", and the one differing row."""
+    def column(version, backend="tensorflow", override=True):
+        values = {check.id: True for check in releases.ALL_CHECKS}
+        values["nested_override"] = override
+        return releases.Column(releases.Release("keras", version, backend), {"keras": version}, values)
+
+    matrix = releases.ReleaseMatrix([column("3.0.5"), column("3.1.1"), column("3.2.1", override=False),
+                                     column(releases.PINNED, "jax")])
+    table = matrix.table()
+    assert table.header == ["check", f"keras 3.0.5 to 3.1.1; keras {releases.PINNED} (JAX)", "keras 3.2.1"]
+    differing = [row for row in table.rows if row[1] != row[2]]
+    override = next(c.question for c in releases.ALL_CHECKS if c.id == "nested_override")
+    assert differing == [[override, "yes", "no"]]
+    assert table.caption.startswith("4 releases and backends")

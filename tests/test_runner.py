@@ -307,9 +307,14 @@ def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(t
     assert exp.bn_layers_moved("keras", recipes.Way.AS_WRITTEN) == [18]
     assert exp.bn_layers_moved("keras", recipes.Way.BN_FROZEN) == exp.bn_layers_moved("tf-keras", recipes.Way.BN_FROZEN) == [0]
     values = exp.values()
-    assert values["exp_tf_keras_label"] == "tf-keras 2.21.0" and values["exp_first_batches"] == 1
+    assert exp.columns["tf-keras"].label == "tf-keras 2.21.0" and values["exp_first_batches"] == 1
     assert exp.table().rows[0][-1].endswith("(one seed: no interval)")
-    assert values["exp_reference_label"] == "tf-keras 2.21.0"
+    assert exp.columns[exp.reference()].label == "tf-keras 2.21.0"
+    # The plan as the page shows it: 1 seed, the plan's 2 batches, 16 validation images (derived above).
+    plan = dict(exp.plan_table().rows)
+    assert plan["pairs of runs (one per seed)"] == 1 and plan["fine-tuning per run"] == "2 batches"
+    assert plan["validation images per accuracy"] == 16
+    assert plan["accuracy measured after"] == "1 batch, 2 batches, the end of the run"
 
 
 def test_the_same_seed_gives_a_pair_the_same_batches_and_another_seed_other_ones(keras):

@@ -14,7 +14,7 @@ marked as such. The statements about the flags that are not audited are listed, 
 
 A chapter refers to one of its own claims with a visible marker next to the sentence: ``[C12](claims_audit.ipynb#claim-C12)``
 (:data:`MARKER`). :func:`unsupported_statements` finds the sentences of a chapter's Markdown that state a behaviour
-of the flags without a glued value or such a marker; the tests fail on any.
+of the flags without a glued number or such a marker; the tests fail on any.
 """
 
 from companion.audit.claim import (

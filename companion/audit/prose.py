@@ -1,16 +1,18 @@
 """The book audits itself: a chapter refers to one of its own claims with a visible marker next to the sentence
 (:data:`MARKER`); :func:`unsupported_statements` finds the sentences of a chapter's Markdown that state a behaviour
-of the flags without a glued value or such a marker. The tests fail on any.
+of the flags without a glued number (a computed count, fraction, accuracy) or such a marker. A glued word ("moved",
+"honoured") is not support: it says what the sentence says without the count behind it. The tests fail on any.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 # The marker a chapter puts next to a sentence that states a behaviour of the flags: a link to the audit page whose
 # text is the claim's id.
 MARKER = re.compile(r"\[(C\d+)\]\(claims_audit\.ipynb#claim-\1\)")
-GLUE = re.compile(r"\{glue:(?:text|md|any)\}`[^`]+`")
+GLUE = re.compile(r"\{glue:(?:text|md|any)\}`([^`:]+)(?::[^`]*)?`")  # group 1: the glued value's name
 
 # A sentence is about the flags when it names one of them, or a mode, or the layers whose behaviour they decide ...
 _FLAGS = re.compile(r"training=|`training`|training mode|inference mode|trainable|BatchNormalization|\bBN\b|Dropout"
@@ -50,9 +52,23 @@ def states_behaviour(sentence: str) -> bool:
     return bool(_FLAGS.search(plain) and _BEHAVIOUR.search(plain))
 
 
-def unsupported_statements(markdown: str) -> list[str]:
-    """The sentences that state a behaviour of the flags with neither a glued value nor a claim marker."""
-    return [s for s in sentences(markdown) if states_behaviour(s) and not (GLUE.search(s) or MARKER.search(s))]
+def _is_number(value) -> bool:
+    """A number, or the text of one (a value glued already formatted, as "0.912")."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def unsupported_statements(markdown: str, glued: Mapping[str, object]) -> list[str]:
+    """The sentences that state a behaviour of the flags with neither a glued number nor a claim marker; ``glued``
+    is the executed chapter's glued values by name (:func:`companion.pages.chapters.glued_values`)."""
+    def supported(sentence: str) -> bool:
+        return bool(MARKER.search(sentence)) or any(_is_number(glued.get(name)) for name in GLUE.findall(sentence))
+    return [s for s in sentences(markdown) if states_behaviour(s) and not supported(s)]
 
 
 def markers(markdown: str) -> list[str]:

@@ -41,9 +41,22 @@ class Run:
             f"({self.profile_source}): {self.profile.description}; seed {self.seed}."
         )
 
+    def provenance(self, *details: str):
+        """The page's one provenance box, collapsed: its title names the TensorFlow and Keras the page was verified
+        with; the rest (Python, platform, profile, seed, what was fetched, and the ``details`` a page adds, such as
+        the images it trained on) opens on a click."""
+        from IPython.display import Markdown
+
+        return Markdown(self._box(details))
+
+    def _box(self, details: tuple[str, ...] = ()) -> str:
+        v = self.versions
+        body = "\n\n".join([self.stamp(), *(f"Fetched for this run: {item}." for item in self.fetched), *details])
+        return (f"````{{admonition}} Verified with TensorFlow {v['tensorflow']} and Keras {v['keras']}\n"
+                f":class: dropdown\n{body}\n````")
+
     def _repr_markdown_(self) -> str:
-        fetched = "".join(f"\n\nFetched for this run: {item}." for item in self.fetched)
-        return f"```{{admonition}} Verified with\n{self.stamp()}{fetched}\n```"
+        return self._box()
 
     def __repr__(self) -> str:
         return self.stamp()
@@ -184,18 +197,20 @@ def glue_values(values: dict) -> None:
 
 
 def weights_note(architectures: tuple[str, ...], where: str = "on this page"):
-    """The admonition a page shows where it uses the packaged pretrained bases: what their weights are."""
+    """The line a page shows, once, where it uses the packaged pretrained bases: what their weights are (the
+    chapter on the offline weights tells the rest)."""
     from companion.tutorials import backbones
 
-    labels = "\n\n".join(backbones.label(architecture) for architecture in architectures)
-    return admonition(f"The pretrained weights {where}", labels)
+    return weights_line([backbones.label(architecture) for architecture in architectures], where)
 
 
-def admonition(title: str, body: str, kind: str = "important"):
-    """A MyST admonition with its own title, coloured as ``kind`` ("note", "important", ...)."""
+def weights_line(labels: list[str], where: str = "on this page", packaged: bool = True):
+    """One short paragraph naming the pretrained weights ``where`` (not a box: the book's one note on the packaged
+    weights is the chapter on the offline weights, which it links to)."""
     from IPython.display import Markdown
 
-    return Markdown(f"```{{admonition}} {title}\n:class: {kind}\n{body}\n```")
+    more = " ({doc}`offline_weights` tells more.)" if packaged else ""
+    return Markdown(f"*The pretrained weights {where}.* " + " ".join(labels) + more)
 
 
 def glue_figure(name: str, figure) -> None:
@@ -208,14 +223,15 @@ def glue_figure(name: str, figure) -> None:
 
 
 # --- Reference outputs ------------------------------------------------------------------------------
-# Fact cells (first line `# NBVAL_CHECK_OUTPUT`) keep their output in the committed notebook, for nbval to
+# Fact cells (tagged `nbval-check-output`, which nbval reads as it reads a `# NBVAL_CHECK_OUTPUT` first line, kept out
+# of the code a reader sees) keep their output in the committed notebook, for nbval to
 # compare with; every other cell is committed without output.
 
-FACT_MARK = "# NBVAL_CHECK_OUTPUT"
+FACT_TAG = "nbval-check-output"
 
 
 def is_fact_cell(cell) -> bool:
-    return cell.cell_type == "code" and cell.source.lstrip().startswith(FACT_MARK)
+    return cell.cell_type == "code" and FACT_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 def strip_to_facts(nb):

@@ -23,7 +23,7 @@ from companion.core import cache, plots
 from companion.core.tables import FactTable
 from companion.core.variants import versions
 from companion.flags import models
-from companion.pages.notebook import Run, admonition, glue_figure, glue_values
+from companion.pages.notebook import Run, glue_figure, glue_values, weights_line
 from companion.training import runner
 from companion.tutorials import recipes, setups
 from companion.tutorials.results import FineTuneResult, History, Phase1Result, RunResult
@@ -45,9 +45,14 @@ class Page:
         self.fine_tuned: dict[recipes.Way, FineTuneResult] = {}
 
     def weights_note(self):
-        """The admonition every page that trains on these weights carries."""
-        kind = "note" if self.setup.weights == "imagenet" else "important"
-        return admonition("The weights on this page", self.setup.weights_label, kind)
+        """The line every page that trains on these weights carries (:func:`companion.pages.notebook.weights_line`)."""
+        return weights_line([self.setup.weights_label], packaged=self.setup.weights == "packaged")
+
+    def provenance(self, result: RunResult):
+        """The page's provenance box (:meth:`companion.pages.notebook.Run.provenance`), with the images the run
+        trained and was evaluated on and what their scan found."""
+        return self.run.provenance(f"Trained and evaluated on {result.data}.",
+                                   f"What the scan of the image files found:\n\n```text\n{result.data_report}\n```")
 
     def setup_table(self) -> FactTable:
         return FactTable(["setting", "value"], [list(row) for row in self.setup.rows()],
@@ -138,9 +143,8 @@ class Page:
 
     def glue(self, result: RunResult) -> dict:
         """Glue the values the chapter's prose cites and ``companion run`` prints (and return them): accuracies
-        (``acc_``, ``test_``), BN layers moved per way, the data and its scan."""
+        (``acc_``, ``test_``), BN layers moved per way (the data and its scan are in :meth:`provenance`)."""
         values = {
-            "data": result.data, "data_report": result.data_report,
             "acc_initial": result.phase1.validation_accuracy_initial,
             "acc_phase1": result.phase1.validation_accuracy, "test_phase1": result.phase1.test_accuracy,
             "published_phase1": self.recipe.published_validation_accuracy[0],

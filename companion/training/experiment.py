@@ -167,27 +167,34 @@ class Experiment:
         return FactTable(["Keras", "fine-tuning", "BN layers whose statistics moved", "BN layers trainable",
                           "BN layers in the base"], rows)
 
+    def plan_table(self) -> FactTable:
+        """How large the experiment is under the page's profile, and why (the plan's own reason)."""
+        plan = self.plan
+        return FactTable(["the paired experiment", "under this profile"], [
+            ["pairs of runs (one per seed)", len(self.seeds)],
+            ["fine-tuning per run", "one epoch" if plan.batches is None else _batches(plan.batches)],
+            ["accuracy measured after", ", ".join([*map(_batches, plan.early_batches), "the end of the run"])],
+            ["validation images per accuracy", "all" if plan.validation_images is None else plan.validation_images],
+            ["phase 1", f"{self.phase1_epochs} epochs, validation accuracy {self.phase1.validation_accuracy:.3f}"],
+            ["why these sizes", plan.why]])
+
     def values(self, prefix: str = "exp") -> dict:
         """The numbers the chapter glues, per variant (``keras``, ``keras_nightly``, ``tf_keras``), at the first and
-        last early point and at the end: mean accuracy both ways (what it cost is in :meth:`table`)."""
+        last early point and at the end: mean accuracy both ways (what it cost is in :meth:`table`; the plan's sizes
+        in :meth:`plan_table`)."""
         first, last = self.plan.early_batches[0], self.plan.early_batches[-1]
-        values = {f"{prefix}_recipe": self.recipe, f"{prefix}_seeds": len(self.seeds), f"{prefix}_first_batches": first,
+        values = {f"{prefix}_seeds": len(self.seeds), f"{prefix}_first_batches": first,
                   f"{prefix}_last_batches": last, f"{prefix}_phase1": self.phase1.validation_accuracy,
-                  f"{prefix}_phase1_epochs": self.phase1_epochs, f"{prefix}_why": self.plan.why,
-                  f"{prefix}_batches": _batches(self.plan), f"{prefix}_validation_images": _images(self.plan)}
+                  f"{prefix}_phase1_epochs": self.phase1_epochs}
         tags = ((first, "first"), (last, "last"), ("end", "end"))
-        for name, column in self.columns.items():
+        for name in self.columns:
             key = f"{prefix}_{name.replace('-', '_')}"
-            values[f"{key}_label"] = column.label
             for point, tag in tags:
                 values[f"{key}_written_{tag}"] = float(np.mean(self.accuracy(name, recipes.Way.AS_WRITTEN, point)))
                 values[f"{key}_remedy_{tag}"] = float(np.mean(self.accuracy(name, recipes.Way.BN_FROZEN, point)))
             values[f"{key}_moved_written"] = max(self.bn_layers_moved(name, recipes.Way.AS_WRITTEN))
-        reference, overridden = self.reference(), self.overridden()
-        values[f"{prefix}_overridden_count"] = len(overridden)
+        values[f"{prefix}_overridden_count"] = len(self.overridden())
         values[f"{prefix}_kept_count"] = len(self.kept_statistics())
-        if reference and overridden:
-            values[f"{prefix}_reference_label"] = self.columns[reference].label
         return values
 
 
@@ -222,15 +229,11 @@ COST_CELLS = ("in points of validation accuracy: the mean of the paired differen
 
 
 def _where(point: int | str) -> str:
-    return "at the end" if point == "end" else f"after {point} batches"
+    return "at the end" if point == "end" else f"after {_batches(point)}"
 
 
-def _batches(plan: ExperimentPlan) -> str:
-    return "one epoch" if plan.batches is None else f"{plan.batches} batches"
-
-
-def _images(plan: ExperimentPlan) -> str:
-    return "all" if plan.validation_images is None else str(plan.validation_images)
+def _batches(count: int) -> str:
+    return "1 batch" if count == 1 else f"{count} batches"
 
 
 def _mean_and_seeds(values: list[float]) -> str:

@@ -124,7 +124,7 @@ def label(architecture: str) -> str:
     """What the packaged base of ``architecture`` is, for every page that uses it."""
     w = PACKAGED[architecture]
     return (f"{architecture} base: weights from the `{w.distribution}` {w.version} package ({w.what_it_is}). "
-            f"Loaded offline, SHA-256 checked; see the chapter on the offline weights.")
+            "Loaded offline, SHA-256 checked.")
 
 
 def packaged_file(weights: PackagedWeights) -> Path:

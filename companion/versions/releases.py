@@ -300,13 +300,21 @@ class ReleaseMatrix:
         return self.column(label).values.get(check_id)
 
     def table(self) -> FactTable:
-        """One row per decisive check, one column per release and backend; a column that did not run says why in
-        its first row."""
-        header = ["check", *(c.release.label for c in self.columns)]
-        rows = [["ran", *("yes" if c.ran else c.error for c in self.columns)]]
-        rows += [[check.question, *(evidence.show(c.values[check.id]) if c.ran else "-" for c in self.columns)]
-                 for check in ALL_CHECKS]
-        return FactTable(header, rows)
+        """One row per check; releases and backends that gave the same answer to every check share a column, headed
+        by :meth:`in_words` (in the order of their first release). A column that did not run says why in its first
+        row."""
+        def answers(c: Column) -> tuple[str, ...]:
+            return ("yes" if c.ran else c.error,
+                    *(evidence.show(c.values[check.id]) if c.ran else "-" for check in ALL_CHECKS))
+
+        groups: dict[tuple[str, ...], list[Column]] = {}
+        for c in self.columns:
+            groups.setdefault(answers(c), []).append(c)
+        header = ["check", *(self.in_words(columns) for columns in groups.values())]
+        rows = [[question, *cells] for question, *cells in
+                zip(["ran", *(check.question for check in ALL_CHECKS)], *groups.keys())]
+        return FactTable(header, rows, caption=f"{len(self.columns)} releases and backends; those that agree on every "
+                                               "check share a column")
 
     def errors(self) -> list[tuple[str, str, str]]:
         """(column, check, the error's first line) for every check that raised where its release ran."""
