@@ -188,7 +188,7 @@ def test_every_claim_link_lands_on_its_row_of_the_audit(server, browser):
 
 # What a reader should not see of a chapter's plumbing: set-up, injected parameters, glue and display calls.
 PLUMBING = ("notebook.start(", "glue_values(", "glue_figure(", "glue(", "# Parameters", "%pip install", "page.glue(",
-            "Markdown(", "weights_note(", "weights_line(", "provenance(")
+            "Markdown(", "weights_note(", "weights_line(", "page.provenance(")
 
 
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.split("/")[-1])

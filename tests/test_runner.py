@@ -310,10 +310,11 @@ def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(t
     assert exp.columns["tf-keras"].label == "tf-keras 2.21.0" and values["exp_first_batches"] == 1
     assert exp.table().rows[0][-1].endswith("(one seed: no interval)")
     assert exp.columns[exp.reference()].label == "tf-keras 2.21.0"
-    # The plan as the page shows it: 1 seed, the plan's 2 batches, 16 validation images (derived above).
+    # The plan as the page shows it (a table's cells are text): 1 seed, the plan's 2 batches, 16 validation images
+    # (derived above).
     plan = dict(exp.plan_table().rows)
-    assert plan["pairs of runs (one per seed)"] == 1 and plan["fine-tuning per run"] == "2 batches"
-    assert plan["validation images per accuracy"] == 16
+    assert plan["pairs of runs (one per seed)"] == "1" and plan["fine-tuning per run"] == "2 batches"
+    assert plan["validation images per accuracy"] == "16"
     assert plan["accuracy measured after"] == "1 batch, 2 batches, the end of the run"
 
 
