@@ -179,7 +179,7 @@ def test_verdict_table_links_each_claim_to_its_evidence_rows_and_names_who_said_
     html = table._repr_html_()
     for claim in audit.CLAIMS:
         for row_id in claim.evidence:
-            assert f'href="#evidence-{row_id}"' in html
+            assert f'href="keras3_surprise.html#evidence-{row_id}"' in html
         assert f'id="claim-{claim.id}"' in html
     assert 'id="evidence-nested_override"' in m.table(anchors=True)._repr_html_()
     rows = {row[0]: row for row in table.rows}

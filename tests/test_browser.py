@@ -186,6 +186,20 @@ def test_every_claim_link_lands_on_its_row_of_the_audit(server, browser):
     assert not missing, f"claim links without a row on the audit page: {missing}"
 
 
+def test_every_evidence_link_of_the_audit_lands_on_its_row_of_the_version_matrix(server, browser):
+    """The version matrix is shown once, on the Keras 3 chapter; the audit's evidence cells link to its rows."""
+    from selenium.webdriver.common.by import By
+
+    _open(server, browser, "book/claims_audit")
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a[href*='#evidence-']")]
+    assert links, "the audit links to no evidence row"
+    assert {urlparse(href).path.rsplit("/", 1)[-1] for href in links} == {"keras3_surprise.html"}
+    _open(server, browser, "book/keras3_surprise")
+    missing = sorted({unquote(urlparse(href).fragment) for href in links
+                      if not browser.find_elements(By.ID, unquote(urlparse(href).fragment))})
+    assert not missing, f"evidence links without a row of the version matrix: {missing}"
+
+
 # What a reader should not see of a chapter's plumbing: set-up, injected parameters, glue and display calls.
 PLUMBING = ("notebook.start(", "glue_values(", "glue_figure(", "glue(", "# Parameters", "%pip install", "page.glue(",
             "Markdown(", "weights_note(", "weights_line(", "page.provenance(")

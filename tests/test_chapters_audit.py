@@ -18,6 +18,7 @@ from conftest import BOOK, ROOT
 
 from companion import audit
 from companion.checks import decisive, questions
+from companion.core.counts import Count
 
 
 def _chapters():
@@ -56,7 +57,7 @@ def test_statements_of_behaviour_are_found(sentence):
 
 # What the glued names below hold, as an executed chapter's glued values would (chapters.glued_values).
 GLUED_VALUES = {"moved_written": 18, "val_accuracy": "0.912", "share": 0.5, "k3_overridden": "overridden",
-                "honoured": True}
+                "honoured": True, "moved_columns": "1 column", "columns": "5 columns"}
 
 
 @pytest.mark.parametrize("sentence", [
@@ -71,6 +72,7 @@ def test_a_glued_word_or_an_unknown_name_is_not_support(sentence):
 @pytest.mark.parametrize("markdown", [
     "`fit` passes `training=True` to every layer ([C55](claims_audit.ipynb#claim-C55)).",
     "The statistics moved in {glue:text}`moved_written` layers under `training=False`.",
+    "BatchNormalization moved in {glue:text}`moved_columns` of the {glue:text}`columns` under `training=False`.",
     "With the remedy Dropout still drops, and accuracy was {glue:text}`val_accuracy`.",
     "BatchNormalization moved in a share of {glue:text}`share:.0%` of the runs.",
     "Does `training=False` still protect BatchNormalization?",
@@ -82,6 +84,16 @@ def test_a_glued_word_or_an_unknown_name_is_not_support(sentence):
 ])
 def test_numbers_markers_questions_quotes_and_setups_are_not_flagged(markdown):
     assert audit.unsupported_statements(markdown, GLUED_VALUES) == []
+
+
+def test_a_count_shows_its_noun_singular_for_one_and_reads_as_a_number():
+    assert [str(Count(n, "column")) for n in (0, 1, 2)] == ["0 columns", "1 column", "2 columns"]
+    assert repr(Count(1, "Keras 3 release")) == "1 Keras 3 release"  # what myst-nb glues as the value's text
+    assert str(Count(3, "batch", "batches")) == "3 batches"
+    sentence = "BatchNormalization moved in {glue:text}`n` columns under `training=False`."
+    assert audit.unsupported_statements(sentence, {"n": Count(2, "column")}) == []
+    with pytest.raises(ValueError, match="whole number"):
+        Count(True, "column")
 
 
 def test_a_marker_shown_as_code_is_not_a_citation():
@@ -125,6 +137,13 @@ def test_no_markdown_cell_is_stitched_from_more_than_eight_glued_values(path):
     crowded = [(i, len(GLUED.findall(cell.source))) for i, cell in enumerate(_cells(path, "markdown"))
                if len(GLUED.findall(cell.source)) > 8]
     assert not crowded, f"Markdown cells (index, glued values) of {path.stem}: {crowded}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_glued_count_of_columns_releases_or_rows_is_followed_by_its_noun(path):
+    """"in 1 columns": a count of what varies by profile is glued with its noun (companion.core.counts.Count)."""
+    assert not re.findall(r"\{glue:text\}`[^`]+` (?:columns|rows|releases|variants|Keras 3 releases)\b",
+                          _markdown(path))
 
 
 def test_no_chapter_types_a_count_of_rows():

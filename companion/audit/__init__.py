@@ -40,6 +40,7 @@ from companion.audit.source_claims import NOT_AUDITED
 from companion.audit.verdicts import (
     BY_ID,
     CLAIMS,
+    EVIDENCE_PAGE,
     Verdict,
     not_audited_table,
     tally,
@@ -47,6 +48,6 @@ from companion.audit.verdicts import (
     verdicts,
 )
 
-__all__ = ["BY_ID", "CHAPTERS", "CLAIMS", "DEPENDS", "FAILS", "GLUE", "HOLDS", "MARKER", "NOT_AUDITED", "NOT_TESTED",
-           "QUOTED", "SOURCES", "Claim", "Untested", "Verdict", "markers", "not_audited_table", "sentences",
+__all__ = ["BY_ID", "CHAPTERS", "CLAIMS", "DEPENDS", "EVIDENCE_PAGE", "FAILS", "GLUE", "HOLDS", "MARKER", "NOT_AUDITED",
+           "NOT_TESTED", "QUOTED", "SOURCES", "Claim", "Untested", "Verdict", "markers", "not_audited_table", "sentences",
            "states_behaviour", "tally", "unsupported_statements", "verdict_table", "verdicts"]

@@ -22,8 +22,14 @@ from companion.checks.evidence import (
 from companion.versions.matrix import REMEDY_WORKS
 
 _INFERENCE_MODE_WHEN_FROZEN = all_of(equals("bn_frozen_stats", Statistics.MOVING), equals("bn_frozen_updates", False))
-_RECOMMENDED_WORKS = all_of(equals("remedy_alone", REMEDY_WORKS), equals("remedy_alone_dropout", True),
-                          no_bn_moved("mobilenet_remedy"), no_bn_moved("xception_remedy"))
+# The book's recommendation (C66, C68, C69: freeze every BN layer after unfreezing, call the base without training):
+# its reading, evidence and test.
+_RECOMMENDED = ("Every BN layer frozen after unfreezing and the base called without training: statistics and "
+                "gamma/beta kept, kernels trained and the head's Dropout in training mode (small model), no BN "
+                "statistics moved (MobileNetV2, Xception).",
+                ("remedy_alone", "remedy_alone_dropout", "mobilenet_remedy", "xception_remedy"),
+                all_of(equals("remedy_alone", REMEDY_WORKS), equals("remedy_alone_dropout", True),
+                       no_bn_moved("mobilenet_remedy"), no_bn_moved("xception_remedy")))
 _TWO_BY_TWO = all_of(equals("bn_trainable_stats", Statistics.BATCH), equals("bn_inference_stats", Statistics.MOVING),
                    equals("bn_frozen_stats", Statistics.MOVING), equals("bn_trainable_updates", True),
                    equals("bn_inference_updates", False), equals("bn_frozen_updates", False))
@@ -103,10 +109,7 @@ BOOK_CLAIMS = [
                some_bn_moved("mobilenet_2019"))),
     Claim("C66", "side_by_side", "the recipe that does not depend on how a Keras version passes training through "
           "nested models",
-          "Every BN layer frozen after unfreezing and the base called without training: statistics and gamma/beta "
-          "kept, kernels trained and the head's Dropout in training mode (small model), no BN statistics moved "
-          "(MobileNetV2, Xception).",
-          ("remedy_alone", "remedy_alone_dropout", "mobilenet_remedy", "xception_remedy"), _RECOMMENDED_WORKS),
+          *_RECOMMENDED),
     Claim("C67", "summary", "Only trainable=True with training=True trains the layer's statistics; a frozen layer "
           "behaves as in inference whatever training it receives",
           "A BN layer updates its moving statistics (and normalises with the batch) only when trainable and called "
@@ -115,16 +118,8 @@ BOOK_CLAIMS = [
            "bn_inference_updates", "bn_frozen_updates"), _TWO_BY_TWO),
     Claim("C68", "summary", "set trainable = False on every BatchNormalization layer in it, call the base without "
           "training=False, then compile",
-          "Every BN layer frozen after unfreezing and the base called without training: statistics and gamma/beta "
-          "kept, kernels trained and the head's Dropout in training mode (small model), no BN statistics moved "
-          "(MobileNetV2, Xception).",
-          ("remedy_alone", "remedy_alone_dropout", "mobilenet_remedy", "xception_remedy"), _RECOMMENDED_WORKS),
-    Claim("C69", "introduction", "What keeps the statistics fixed on all of them is to set trainable = False on every "
-          "BatchNormalization layer of the base, at any depth, after unfreezing it and before compiling",
-          "Every BN layer frozen after unfreezing: fit moved no BN statistics and no gamma/beta and trained the "
-          "kernels, with the base called as base(x, training=False) and as base(x) (small model), and no BN "
-          "statistics moved (MobileNetV2, Xception).",
-          ("remedy", "remedy_alone", "mobilenet_remedy", "xception_remedy"),
-          all_of(equals("remedy", REMEDY_WORKS), equals("remedy_alone", REMEDY_WORKS), no_bn_moved("mobilenet_remedy"),
-               no_bn_moved("xception_remedy"))),
+          *_RECOMMENDED),
+    Claim("C69", "introduction", "The fix on all of them: after unfreezing the base, set trainable = False on every "
+          "BatchNormalization layer in it, at any depth, call the base without training=False, then compile",
+          *_RECOMMENDED),
 ]

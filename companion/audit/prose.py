@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from companion.core import counts
+
 # The marker a chapter puts next to a sentence that states a behaviour of the flags: a link to the audit page whose
 # text is the claim's id.
 MARKER = re.compile(r"\[(C\d+)\]\(claims_audit\.ipynb#claim-\1\)")
@@ -53,12 +55,15 @@ def states_behaviour(sentence: str) -> bool:
 
 
 def _is_number(value) -> bool:
-    """A number, or the text of one (a value glued already formatted, as "0.912")."""
+    """A number, or the text of one (a value glued already formatted, as "0.912"), or a count with its noun
+    (:class:`companion.core.counts.Count`, glued as "5 columns")."""
+    if isinstance(value, counts.Count):
+        return True
     if isinstance(value, str):
         try:
             float(value)
         except ValueError:
-            return False
+            return bool(counts.TEXT.fullmatch(value))
         return True
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -17,6 +17,10 @@ CLAIMS = SOURCE_CLAIMS + BOOK_CLAIMS
 
 BY_ID = {claim.id: claim for claim in CLAIMS}
 
+# The page whose version matrix has a row for each check, each with an id (``Matrix.table(anchors=True)``): a claim's
+# evidence links there, so the matrix is shown once in the book.
+EVIDENCE_PAGE = "keras3_surprise.html"
+
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
@@ -48,8 +52,8 @@ def _shown(value: bool | None) -> str:
 
 
 def verdict_table(results: list[Verdict], matrix: Matrix) -> FactTable:
-    """The audit's fact table; in HTML each claim's evidence links to the matrix rows that computed it, and each
-    claim's row can be linked to (``#claim-C12``)."""
+    """The audit's fact table; in HTML each claim's evidence links to the matrix rows that computed it (on
+    :data:`EVIDENCE_PAGE`), and each claim's row can be linked to (``#claim-C12``)."""
     names = list(matrix.columns)
     header = ["id", "said by", "claim", "reading tested", *map(matrix.label, names), "verdict", "evidence"]
     rows, links = [], {}
@@ -58,7 +62,7 @@ def verdict_table(results: list[Verdict], matrix: Matrix) -> FactTable:
         reading = claim.reading + (f" (Why this reading: {claim.why}.)" if claim.why else "")
         rows.append([claim.id, claim.attribution, claim.quote, reading,
                      *(_shown(verdict.per_variant[n]) for n in names), verdict.overall, ", ".join(claim.evidence)])
-        links[i, len(header) - 1] = [(row_id, f"#evidence-{row_id}") for row_id in claim.evidence]
+        links[i, len(header) - 1] = [(row_id, f"{EVIDENCE_PAGE}#evidence-{row_id}") for row_id in claim.evidence]
     return FactTable(header, rows, links=links, row_ids=[f"claim-{v.claim.id}" for v in results])
 
 

@@ -39,6 +39,15 @@ class Setup:
         return f"{self.architecture} base: Keras' ImageNet weights (`weights=\"imagenet\"`)."
 
     @property
+    def weights_name(self) -> str:
+        """The weights in a few words, for a table's row (the page's weights line, :attr:`weights_label`, says what
+        they are)."""
+        if self.weights == "packaged":
+            w = backbones.PACKAGED[self.architecture]
+            return f"packaged ({w.distribution} {w.version}), not Keras' ImageNet weights"
+        return "Keras' ImageNet weights"
+
+    @property
     def epochs_text(self) -> str:
         own = (self.recipe.phase1_epochs, self.recipe.phase2_epochs)
         text = f"{self.phase1_epochs} + {self.phase2_epochs}"
@@ -49,7 +58,7 @@ class Setup:
     def rows(self) -> list[tuple[str, str]]:
         subset = "all images" if self.images_per_class is None else f"{self.images_per_class} images per class and split"
         data_text = str(self.dataset) + ("" if self.dataset.tfds else f", {subset}")
-        return [("profile", self.profile), ("data", data_text), ("weights", self.weights_label),
+        return [("profile", self.profile), ("data", data_text), ("weights", self.weights_name),
                 ("image size", f"{self.image_size} x {self.image_size}"), ("epochs", self.epochs_text)]
 
 

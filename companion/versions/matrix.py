@@ -253,24 +253,13 @@ class Matrix:
         return [name for name in self.columns
                 if all(self.value(name, row) == value for row, value in expected.items())]
 
-    def conclusions_table(self) -> FactTable:
-        """Per conclusion (:data:`companion.checks.questions.CONCLUSIONS`): the variants under which it held and those
-        under which it did not."""
-        rows = []
-        for expected, values in questions.CONCLUSIONS:
-            held = self.where(**values)
-            rows.append([expected, ", ".join(map(self.label, held)) or "none",
-                         ", ".join(self.label(n) for n in self.columns if n not in held) or "none"])
-        return FactTable(["expected", "held under", "did not hold under"], rows)
-
-    def table(self, anchors: bool = False, only: tuple[str, ...] | None = None) -> FactTable:
-        """One row per check (``only`` these row ids, if given), one column per variant; with ``anchors`` each row
-        can be linked to."""
+    def table(self, anchors: bool = False) -> FactTable:
+        """One row per check, one column per variant; with ``anchors`` each row can be linked to
+        (``#evidence-nested_override``: the claims audit's evidence links)."""
         names = list(self.columns)
         header = ["check", *map(self.label, names)]
-        chosen = [row for row in ROWS if only is None or row.id in only]
-        rows = [[row.question, *(self.text(n, row.id) for n in names)] for row in chosen]
-        return FactTable(header, rows, row_ids=[f"evidence-{row.id}" for row in chosen] if anchors else None)
+        rows = [[row.question, *(self.text(n, row.id) for n in names)] for row in ROWS]
+        return FactTable(header, rows, row_ids=[f"evidence-{row.id}" for row in ROWS] if anchors else None)
 
 
 def measured(profile: str) -> dict:

@@ -300,19 +300,20 @@ class ReleaseMatrix:
         return self.column(label).values.get(check_id)
 
     def table(self) -> FactTable:
-        """One row per check; releases and backends that gave the same answer to every check share a column, headed
-        by :meth:`in_words` (in the order of their first release). A column that did not run says why in its first
-        row."""
+        """One row per decisive check; releases and backends that gave the same answer to every one share a column,
+        headed by :meth:`in_words` (in the order of their first release). A column that did not run says why in its
+        first row. The architecture checks, which only some columns run, are the grid of
+        :mod:`companion.versions.architectures_grid`."""
         def answers(c: Column) -> tuple[str, ...]:
             return ("yes" if c.ran else c.error,
-                    *(evidence.show(c.values[check.id]) if c.ran else "-" for check in ALL_CHECKS))
+                    *(evidence.show(c.values[check.id]) if c.ran else "-" for check in questions.CHECKS))
 
         groups: dict[tuple[str, ...], list[Column]] = {}
         for c in self.columns:
             groups.setdefault(answers(c), []).append(c)
         header = ["check", *(self.in_words(columns) for columns in groups.values())]
         rows = [[question, *cells] for question, *cells in
-                zip(["ran", *(check.question for check in ALL_CHECKS)], *groups.keys())]
+                zip(["ran", *(check.question for check in questions.CHECKS)], *groups.keys())]
         return FactTable(header, rows, caption=f"{len(self.columns)} releases and backends; those that agree on every "
                                                "check share a column")
 
