@@ -114,13 +114,22 @@ def dropout_outputs(observations: dict):
 
 @styled
 def batch_norm_outputs(inputs: np.ndarray, outputs: dict[str, np.ndarray]):
-    """Distributions of a BatchNormalization layer's inputs and outputs under each setting."""
+    """Distributions of a BatchNormalization layer's inputs and outputs under each setting. Settings whose outputs
+    are equal share one curve, labelled with all of them: drawn apart, the later curves would hide the earlier ones
+    exactly."""
     fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
     bins = np.linspace(min(inputs.min(), *(o.min() for o in outputs.values())),
                        max(inputs.max(), *(o.max() for o in outputs.values())), 60)
     ax.hist(inputs.ravel(), bins=bins, histtype="stepfilled", alpha=0.3, label="input", color="grey")
+    curves: list[tuple[list[str], np.ndarray]] = []
     for label, out in outputs.items():
-        ax.hist(out.ravel(), bins=bins, histtype="step", linewidth=1.5, label=label)
+        same = next((labels for labels, drawn in curves if np.allclose(drawn, out)), None)
+        if same is None:
+            curves.append(([label], out))
+        else:
+            same.append(label)
+    for labels, out in curves:
+        ax.hist(out.ravel(), bins=bins, histtype="step", linewidth=1.5, label="\n".join(labels))
     ax.set(xlabel="value", ylabel="count", title="BatchNormalization output by (trainable, training)")
     _legend_below(fig, ax)
     return fig
