@@ -70,8 +70,15 @@ NBVAL_EXECUTED = Path(os.environ["COMPANION_NBVAL_EXECUTED"])
 # units go first, one to each worker, as `companion run --jobs 2` shares the chapters out: the chapters that train
 # (chapters.TRAINING_CHAPTERS), and the other chapters followed by the test files that read every chapter's
 # execution (the built book, the browser), which wait for the chapters that train where those are still running
-# (executed_chapters). The other test files go one at a time to whichever worker is free.
+# (executed_chapters). The other test files go one at a time to whichever worker is free, the longest first
+# (LONGEST_FIRST), so that the last file a worker takes is a short one and both workers finish together.
 READS_EXECUTED_CHAPTERS = ("tests/test_browser.py", "tests/test_notebooks.py", "tests/test_workflows.py")
+# The test files that took longest in a clean-clone `.ci/run` (pytest's junit times of 2026-12-03; each over 20 s),
+# longest first. A file missing here only runs later; a wrong order costs time, not correctness.
+LONGEST_FIRST = ("tests/test_runner.py", "tests/test_profiles_gpu.py", "tests/test_cli.py", "tests/test_backbones.py",
+                 "tests/test_chapters_code.py", "tests/test_check.py", "tests/test_architectures.py",
+                 "tests/test_remedy.py", "tests/test_benchmark.py", "tests/test_packaging.py",
+                 "tests/test_check_model.py")
 
 
 def pytest_unconfigure(config):
@@ -99,7 +106,19 @@ def pytest_xdist_make_scheduler(config, log):
     return ChaptersFirst(config, log)
 
 
+def _handed_out_order(nodeid: str) -> int:
+    """The chapters first (as collected), then LONGEST_FIRST in its order, then the other test files as collected."""
+    file = nodeid.split("::")[0]
+    if not file.startswith("tests/"):
+        return 0
+    return 1 + LONGEST_FIRST.index(file) if file in LONGEST_FIRST else 1 + len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(items):
+    missing = [file for file in LONGEST_FIRST if not (ROOT / file).is_file()]
+    if missing:
+        raise pytest.UsageError(f"LONGEST_FIRST in tests/conftest.py names files that do not exist: {missing}")
+    items.sort(key=lambda item: _handed_out_order(item.nodeid))  # stable: each file's tests keep their order
     for item in items:
         if "executed_chapters" in getattr(item, "fixturenames", ()) and \
                 item.nodeid.split("::")[0] not in READS_EXECUTED_CHAPTERS:
