@@ -173,4 +173,5 @@ def test_the_grid_judges_every_row_and_shows_not_applicable_cells():
     assert architectures_grid.not_applicable(matrix) == [("keras 3.15.1", "keras_hub_as_written", "old")]
     figure = architectures_grid.figure(matrix)
     texts = [t.get_text() for t in figure.axes[0].texts]
-    assert texts.count("n/a") == 1 and "BN 0/2, froze 2, after on" in texts
+    # Two lines per cell: the BN layers that moved (and froze), then the Dropouts (this one only after the base).
+    assert texts.count("n/a") == 1 and "BN 0/2, froze 2\nafter on" in texts

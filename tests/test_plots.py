@@ -18,3 +18,37 @@ def test_settings_with_equal_batch_norm_outputs_share_one_curve_named_by_all_of_
     assert labels == ["input", "batch", "frozen\ninference\nboth"]
     assert len(fig.axes[0].patches) == 3  # the input's filled histogram and two outlines
     plt.close(fig)
+
+
+class _Tuned:
+    """What fine_tuning_progress reads of a FineTuneResult: its validation curve in epochs, and steps per epoch."""
+
+    def __init__(self, curve, steps_per_epoch):
+        self.validation_curve, self.steps_per_epoch = curve, steps_per_epoch
+
+
+def test_two_ways_that_gave_equal_accuracies_both_show_the_remedy_solid_beneath_the_dashed_one():
+    from companion.tutorials.recipes import Way
+
+    # The same three points for both ways (as under a Keras that keeps training=False): the as-written curve is
+    # dashed and drawn above the remedy's solid one, so that its colour shows through the dashes.
+    curve = [(2 / 10, 0.8), (5 / 10, 0.85), (1.0, 0.9)]
+    fig = plots.fine_tuning_progress({Way.AS_WRITTEN: _Tuned(curve, 10), Way.BN_FROZEN: _Tuned(curve, 10)}, "t")
+    written, remedy = fig.axes[0].get_lines()
+    assert (written.get_linestyle(), written.get_color(), remedy.get_linestyle(), remedy.get_color()) == (
+        "--", "C0", "-", "C2")
+    assert written.get_zorder() > remedy.get_zorder()
+    assert list(written.get_xdata()) == [2.0, 5.0, 10.0]  # batches: epochs x 10 steps
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["2", "5", "epoch 1"]
+    plt.close(fig)
+
+
+def test_the_keras_variants_take_colours_that_no_way_of_fine_tuning_has():
+    from companion.tutorials.recipes import Way
+
+    counts = {"keras": {"a": 3, "b": 0}, "keras-nightly": {"a": 0, "b": 0}, "tf-keras": {"a": 1, "b": 2}}
+    fig = plots.matrix_counts(counts, "t", "layers")
+    colours = {tuple(bar.get_facecolor()) for bar in fig.axes[0].patches}
+    ways = {tuple(plt.matplotlib.colors.to_rgba(plots.series_color(way, 0))) for way in Way}
+    assert len(colours) == 3 and not colours & ways
+    plt.close(fig)

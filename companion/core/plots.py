@@ -25,6 +25,9 @@ STYLE = ASSETS / "book.mplstyle"
 _STYLE_SETTINGS = matplotlib.rc_params_from_file(STYLE, fail_on_error=True, use_default_template=True)
 COLORS = _STYLE_SETTINGS["axes.prop_cycle"].by_key()["color"]
 WIDTH = _STYLE_SETTINGS["figure.figsize"][0]
+# Keras variants side by side (purple, brown, grey): colours no way of fine-tuning has (recipes.Way.color takes the
+# cycle's first three), so that blue, orange and green keep one meaning each across the book.
+VARIANT_COLORS = (COLORS[4], COLORS[5], COLORS[7])
 # PNG text chunk that records a figure's smallest text, in pixels of the PNG: the browser test scales it by the
 # width the page shows the image at, to check that every figure's text stays readable.
 SMALLEST_FONT_KEY = "Smallest-font-px"
@@ -143,9 +146,9 @@ def bn_drift(drifts: dict[str, list[float]], layer_names: list[str], title: str)
     fig, axes = plt.subplots(len(drifts), 1, figsize=(WIDTH, 1.2 + 1.3 * len(drifts)), sharex=True, sharey=True,
                              squeeze=False)
     x = np.arange(len(layer_names))
-    for ax, (label, values) in zip(axes[:, 0], drifts.items()):
+    for i, (ax, (label, values)) in enumerate(zip(axes[:, 0], drifts.items())):
         moved = sum(v > 0 for v in values)
-        ax.bar(x[:len(values)], values, color=COLORS[0])
+        ax.bar(x[:len(values)], values, color=series_color(label, i))
         ax.set_title(f"{label}: {moved} of {len(values)} layers moved", fontsize=9, loc="left")
         if not moved:
             ax.text(0.5, 0.5, "0: no layer's statistics moved", transform=ax.transAxes, ha="center", va="center")
@@ -161,6 +164,14 @@ def series_color(key, index: int) -> str:
     return getattr(key, "color", None) or COLORS[index % len(COLORS)]
 
 
+def series_line(key, index: int) -> dict:
+    """A curve's colour and line (keyword arguments of ``plot``): a way of fine-tuning keeps its ``color`` and
+    ``linestyle`` on every figure; a dashed or dotted curve is drawn above the solid ones, so that two ways that gave
+    the same values both show. Any other series: the style's cycle in order, solid."""
+    linestyle = getattr(key, "linestyle", "-")
+    return {"color": series_color(key, index), "linestyle": linestyle, "zorder": 2 if linestyle == "-" else 3}
+
+
 @styled
 def matrix_counts(counts: dict[str, dict[str, int]], title: str, ylabel: str):
     """Grouped bars: for each check, a count per Keras variant, each bar labelled with its value (zeros too)."""
@@ -170,7 +181,8 @@ def matrix_counts(counts: dict[str, dict[str, int]], title: str, ylabel: str):
     top = max((v for values in counts.values() for v in values.values()), default=0)
     for i, (variant, values) in enumerate(counts.items()):
         heights = [values[c] for c in checks]
-        bars = ax.bar(np.arange(len(checks)) + i * width, heights, width, label=variant, color=COLORS[i])
+        bars = ax.bar(np.arange(len(checks)) + i * width, heights, width, label=variant,
+                      color=VARIANT_COLORS[i % len(VARIANT_COLORS)])
         _label_bars(ax, bars, heights)
     ax.set_xticks(np.arange(len(checks)) + 0.4 - width / 2, checks)
     ax.set(ylabel=ylabel, title=title, ylim=(0, max(top, 1) * 1.2))
@@ -219,14 +231,16 @@ def training_curves(results: dict, title: str, metric: str = "accuracy"):
     fig, axes = plt.subplots(1, panels, figsize=(WIDTH, 3.6 if panels == 1 else 3.2), squeeze=False, sharey=True)
     for ax, (name, result) in zip(axes[0], results.items()):
         phase1 = result.phase1.history
-        ax.plot(phase1.epochs, phase1.metrics[metric], color="black", linestyle="--", label="phase 1, training")
-        ax.plot(phase1.epochs, phase1.metrics[f"val_{metric}"], color="black", label="phase 1, validation")
+        # Training hollow, validation filled: a marker on every point, so that a series of one epoch shows too.
+        ax.plot(phase1.epochs, phase1.metrics[metric], color="black", marker="o", fillstyle="none",
+                label="phase 1, training")
+        ax.plot(phase1.epochs, phase1.metrics[f"val_{metric}"], color="black", marker="o", label="phase 1, validation")
         for i, (variant, tuned) in enumerate(result.fine_tuning.items()):
-            color = series_color(variant, i)
+            line = series_line(variant, i)
             epochs = tuned.history.epochs
-            ax.plot(epochs, tuned.history.metrics[metric], color=color, linestyle="--",
+            ax.plot(epochs, tuned.history.metrics[metric], marker="o", fillstyle="none", **line,
                     label=f"fine-tuning {variant}, training")
-            ax.plot(epochs, tuned.history.metrics[f"val_{metric}"], color=color, marker=".",
+            ax.plot(epochs, tuned.history.metrics[f"val_{metric}"], marker="o", **line,
                     label=f"fine-tuning {variant}, validation")
         ax.axvline(phase1.epochs[-1] + 0.5, color="grey", linestyle=":")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -238,16 +252,16 @@ def training_curves(results: dict, title: str, metric: str = "accuracy"):
     return fig
 
 
-def _batches_axis(ax, steps_per_epoch: int, batches: list[float]) -> None:
+def _batches_axis(ax, steps_per_epoch: int, batches: list[float]) -> str:
     """The x axis in batches of fine-tuning, on a log scale ticked at the measured points: a batch count inside the
-    first epoch, "epoch N" at the end of each epoch."""
+    first epoch, "epoch N" at the end of each epoch. Returns the axis' label, for the caller to set once per figure."""
     ax.set_xscale("log")
     ticks = sorted(set(batches))
     labels = [f"epoch {round(b / steps_per_epoch)}" if b >= steps_per_epoch and b % steps_per_epoch == 0 else f"{b:g}"
               for b in ticks]
     ax.set_xticks(ticks, labels)
     ax.minorticks_off()
-    ax.set_xlabel(f"batches of fine-tuning ({steps_per_epoch} per epoch; log scale)")
+    return f"batches of fine-tuning ({steps_per_epoch} per epoch; log scale)"
 
 
 @styled
@@ -260,9 +274,9 @@ def fine_tuning_progress(results: dict, title: str):
         x, y = zip(*tuned.validation_curve)
         x = [e * tuned.steps_per_epoch for e in x]
         batches += x
-        ax.plot(x, y, marker="o", color=series_color(variant, i), label=variant)
-    _batches_axis(ax, next(iter(results.values())).steps_per_epoch, batches)
-    ax.set(ylabel="validation accuracy", title=title)
+        ax.plot(x, y, marker="o", **series_line(variant, i), label=variant)
+    xlabel = _batches_axis(ax, next(iter(results.values())).steps_per_epoch, batches)
+    ax.set(xlabel=xlabel, ylabel="validation accuracy", title=title)
     _legend_below(fig, ax)
     return fig
 
@@ -276,18 +290,20 @@ def experiment(exp, title: str):
     for ax, name in zip(axes[0], names):
         column = exp.columns[name]
         for i, (way, results) in enumerate(column.runs.items()):
-            color = series_color(way, i)
+            line = series_line(way, i)
             steps = results[0].steps_per_epoch
             curves = [[(e * steps, a) for e, a in r.validation_curve] for r in results]
             for curve in curves:
-                ax.plot(*zip(*curve), color=color, alpha=0.35, linewidth=1)
+                ax.plot(*zip(*curve), **line, alpha=0.35, linewidth=1)
             x = [p[0] for p in curves[0]]
             seeds = "1 seed" if len(curves) == 1 else f"mean of {len(curves)} seeds"
-            ax.plot(x, np.mean([[p[1] for p in c] for c in curves], axis=0), color=color, marker="o",
+            ax.plot(x, np.mean([[p[1] for p in c] for c in curves], axis=0), **line, marker="o",
                     label=f"{way} ({seeds})")
-        _batches_axis(ax, steps, x)
-        ax.set(title=column.label)
+        xlabel = _batches_axis(ax, steps, x)
+        ax.set(title=column.label.replace(" ", "\n", 1))  # the variant over its version: a nightly's is long
     axes[0, 0].set_ylabel("validation accuracy")
+    # Once, under the middle panel: the panels share their batches (a figure-wide label would sit on the legend).
+    axes[0, len(names) // 2].set_xlabel(xlabel)
     fig.suptitle(title)
     _legend_below(fig, axes)
     return fig

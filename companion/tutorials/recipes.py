@@ -274,6 +274,12 @@ class Way(enum.StrEnum):
         """Its colour on every figure of the book (matplotlib's cycle of the book's style: blue, orange, green)."""
         return {"AS_WRITTEN": "C0", "TRAINING_FALSE": "C1", "BN_FROZEN": "C2"}[self.name]
 
+    @property
+    def linestyle(self) -> str:
+        """Its line on every curve of the book: the remedy solid, the others dashed or dotted, so that a curve drawn
+        over an equal one still shows the one beneath."""
+        return {"AS_WRITTEN": "--", "TRAINING_FALSE": ":", "BN_FROZEN": "-"}[self.name]
+
 
 def fine_tuning_variants(recipe: Recipe) -> dict[Way, Recipe]:
     """The experiment's ways to fine-tune ``recipe``, each one change to it.

@@ -39,23 +39,22 @@ def _flat(call: str, updates: str, dropout: str) -> GridRow:
 
     def cell(values):
         moved = values[updates] if call == "as_written" else getattr(values[updates], "statistics", values[updates])
-        return f"BN {'moved' if moved is True else 'kept'}, Dropout {'on' if values[dropout] is True else 'off'}"
+        return f"BN {'moved' if moved is True else 'kept'}\nDropout {'on' if values[dropout] is True else 'off'}"
 
     return GridRow("flat functional base", architectures.CALLS[call], documented, cell,
                    lambda values: f"{evidence.show(values[updates])}; Dropout after: {evidence.show(values[dropout])}")
 
 
 def _outcome_cell(outcome) -> str:
-    """A BaseOutcome in a few words: BN moved of all (and frozen, after the remedy), the Dropouts' modes."""
+    """A BaseOutcome in a few words on two lines: BN moved of all (and frozen, after the remedy); the modes of the
+    Dropout inside the base and after it."""
     if not isinstance(outcome, evidence.BaseOutcome):
         return "n/a" if isinstance(outcome, evidence.NotApplicable) else "err"
-    text = f"BN {outcome.statistics_moved}/{outcome.batch_norm}"
-    if outcome.frozen:
-        text += f", froze {outcome.frozen}"
-    for name, value in (("in", outcome.dropout_inside), ("after", outcome.dropout_after)):
-        if isinstance(value, bool):
-            text += f", {name} {'on' if value else 'off'}"
-    return text
+    statistics = f"BN {outcome.statistics_moved}/{outcome.batch_norm}" + (
+        f", froze {outcome.frozen}" if outcome.frozen else "")
+    dropouts = [f"{name} {'on' if value else 'off'}" for name, value in (
+        ("in", outcome.dropout_inside), ("after", outcome.dropout_after)) if isinstance(value, bool)]
+    return "\n".join([statistics, ", ".join(dropouts)] if dropouts else [statistics])
 
 
 def _architecture(check: architectures.ArchitectureCheck) -> GridRow:
@@ -114,7 +113,7 @@ def figure(matrix, title: str = "Is my model affected? The architecture kinds un
     cells = np.array([[row.cell(c.values) for c in chosen] for row in ROWS], dtype=object)
     judged = np.array([[row.documented(c.values) for c in chosen] for row in ROWS], dtype=object)
     shade = np.vectorize(lambda d: np.nan if d is None else float(not d))(judged).astype(float)
-    labels = [f"{row.kind}: {row.call}" for row in ROWS]
+    labels = [f"{row.kind}:\n{row.call}" for row in ROWS]
     return draw_cells(cells, shade, labels, [c.release.short_label for c in chosen],
                       [c.release.backend for c in chosen], title, "not measured (n/a: does not apply)")
 
@@ -138,10 +137,14 @@ def draw_cells(cells, shade, row_labels: list[str], column_labels: list[str], gr
         red, green, blue = to_rgb(colours[int(value)])
         return 0.2126 * red + 0.7152 * green + 0.0722 * blue < 0.5
 
-    fig, ax = plt.subplots(figsize=(plots.WIDTH, 0.27 * len(row_labels) + 1.5), layout="constrained")
+    # A row is tall enough for the most lines any of its labels or cells has (0.27 inch for one line).
+    lines = max(str(text).count("\n") + 1 for text in [*row_labels, *np.ravel(cells)])
+    fig, ax = plt.subplots(figsize=(plots.WIDTH, (0.18 + 0.09 * lines) * len(row_labels) + 1.5),
+                           layout="constrained")
     ax.imshow(shade, cmap=ListedColormap(list(colours)).with_extremes(bad="white"), vmin=0, vmax=1, aspect="auto")
     for (i, j), text in np.ndenumerate(cells):
-        ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if dark(shade[i, j]) else "black")
+        ax.text(j, i, text, ha="center", va="center", fontsize=6.5, linespacing=1.1,
+                color="white" if dark(shade[i, j]) else "black")
     ax.set_xticks(range(len(column_labels)), column_labels, rotation=90, fontsize=7.5)
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7.5)
     ax.tick_params(length=0, top=True, labeltop=True, bottom=False, labelbottom=False)
