@@ -6,14 +6,17 @@ layer and those below it (``tests/test_layering.py`` checks it), bottom up:
 1. :mod:`companion.core`: which Keras this process runs and how to run another, profiles, kept results, tables,
    figures, the terminal, paired statistics.
 2. :mod:`companion.data`: the tutorial's images (found, downloaded, hash-checked, extracted, scanned, read).
-3. :mod:`companion.checks`: the decisive checks as plain Keras, the one remedy, compile checks, typed values.
-4. :mod:`companion.tutorials`: the tutorials as typed recipes, the packaged pretrained bases, setups, results.
-5. :mod:`companion.flags`: the one layer walker, the remedy applied, the modes layers ran in, probes, the report.
-6. :mod:`companion.suite`: the fact suite and the architecture checks on real models.
-7. :mod:`companion.versions`: the checks under each Keras variant and release, ``companion check``, upstream reports.
-8. :mod:`companion.audit`: the claims of the sources and of the book as data, their verdicts, the prose rule.
-9. :mod:`companion.training`: a recipe trained under a profile, the paired experiment, the benchmark.
-10. :mod:`companion.pages`: what every chapter does first, a tutorial page, the book's home, chapters, the command.
+3. :mod:`companion.flags`: measuring what the two flags did to any model: the one layer walker, the one remedy, the
+   one snapshot, the one recorder of modes, the probes, the one-step report.
+4. :mod:`companion.checks`: the checks as plain Keras (each an object, defined once), the ways of fine-tuning, the
+   models they build, typed values.
+5. :mod:`companion.tutorials`: the tutorials as typed recipes and their models, the packaged pretrained bases,
+   setups, results.
+6. :mod:`companion.versions`: the one matrix (every check in every Keras column) and its views: the advice, the
+   figures, ``companion check`` and ``companion check --model``, upstream reports.
+7. :mod:`companion.audit`: the claims of the sources and of the book as data, their verdicts, the prose rule.
+8. :mod:`companion.training`: a recipe trained under a profile, the paired experiment, the benchmark.
+9. :mod:`companion.pages`: what every chapter does first, a tutorial page, the book's home, chapters, the command.
 """
 
 import os

@@ -76,7 +76,7 @@ READS_EXECUTED_CHAPTERS = ("tests/test_browser.py", "tests/test_notebooks.py", "
 # The test files that took longest in a clean-clone `.ci/run` (pytest's junit times of 2026-12-03; each over 20 s),
 # longest first. A file missing here only runs later; a wrong order costs time, not correctness.
 LONGEST_FIRST = ("tests/test_runner.py", "tests/test_profiles_gpu.py", "tests/test_cli.py", "tests/test_backbones.py",
-                 "tests/test_chapters_code.py", "tests/test_check.py", "tests/test_architectures.py",
+                 "tests/test_chapters_code.py", "tests/test_check.py", "tests/test_fine_tuning.py",
                  "tests/test_remedy.py", "tests/test_benchmark.py", "tests/test_packaging.py",
                  "tests/test_check_model.py")
 

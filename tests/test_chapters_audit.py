@@ -1,11 +1,12 @@
 """The book audits itself, and its concept chapters show their Keras.
 
 - Every sentence of a chapter's Markdown that states what ``training``, ``trainable``, BatchNormalization or Dropout
-  do carries a glued number or a marker ``[C12](claims_audit.ipynb#claim-C12)`` whose claim exists (and, for a claim of the
-  book, is a claim of that chapter); every claim of a chapter is cited there.
-- The concept chapters run the flags themselves in executed code (parsed with ``ast``), and the version matrix page
-  shows the decisive checks' code from their one definition.
-- The tutorial chapters show the code generated from their recipe.
+  do is a claim of the book registered by quotation (:mod:`companion.audit.book_claims`), or carries a glued number,
+  or reports a claim it links; each registered sentence is still in its chapter, and its verdict over its scope, in
+  the book's one matrix, is "holds".
+- The concept chapters run the flags themselves in executed code (parsed with ``ast``) or show the code of the checks
+  that do, from their one definition.
+- The tutorial chapters apply the remedy with its one definition and measure every fit.
 """
 
 import ast
@@ -17,7 +18,6 @@ import yaml
 from conftest import BOOK, ROOT
 
 from companion import audit
-from companion.checks import decisive, questions
 from companion.core.counts import Count
 
 
@@ -69,6 +69,19 @@ def test_a_glued_word_or_an_unknown_name_is_not_support(sentence):
     assert audit.unsupported_statements(sentence, GLUED_VALUES) == [sentence]
 
 
+def test_a_registered_sentence_is_support_and_only_word_for_word():
+    sentence = "`fit` passes `training=True` to every layer."
+    assert audit.unsupported_statements(sentence, {}, registered=[sentence]) == []
+    assert audit.unsupported_statements(sentence, {}, registered=["`fit` passes `training=True` to each layer."]) \
+        == [sentence]
+
+
+def test_a_bold_lead_in_is_a_sentence_of_its_own():
+    sentence = "`fit` passes `training=True` to every layer."
+    assert audit.sentences(f"**What happens.** {sentence}") == ["**What happens.**", sentence]
+    assert audit.unsupported_statements(f"**What happens.** {sentence}", {}, registered=[sentence]) == []
+
+
 @pytest.mark.parametrize("markdown", [
     "`fit` passes `training=True` to every layer ([C55](claims_audit.ipynb#claim-C55)).",
     "The statistics moved in {glue:text}`moved_written` layers under `training=False`.",
@@ -97,14 +110,15 @@ def test_a_count_shows_its_noun_singular_for_one_and_reads_as_a_number():
 
 
 def test_a_marker_shown_as_code_is_not_a_citation():
-    assert audit.markers("Write ``[C54](claims_audit.ipynb#claim-C54) `` next to it; see [C12](claims_audit.ipynb#claim-C12).") == ["C12"]
+    markdown = "Write ``[C54](claims_audit.ipynb#claim-C54) `` next to it; see [C12](claims_audit.ipynb#claim-C12)."
+    assert audit.markers(markdown) == ["C12"]
 
 
 # --- Every chapter -------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_markers_cite_existing_claims_of_their_chapter_or_of_a_source(path):
+def test_claim_links_cite_existing_claims_of_their_chapter_or_of_a_source(path):
     for claim_id in audit.markers(_markdown(path)):
         assert claim_id in audit.BY_ID, f"{path.stem} cites {claim_id}, which is not a claim"
         claim = audit.BY_ID[claim_id]
@@ -112,11 +126,40 @@ def test_markers_cite_existing_claims_of_their_chapter_or_of_a_source(path):
             f"{path.stem} cites {claim_id}, a claim of {claim.source}"
 
 
-def test_every_claim_of_a_chapter_is_cited_by_that_chapter():
-    cited = {path.stem: set(audit.markers(_markdown(path))) for path in CHAPTERS}
-    for claim in audit.CLAIMS:
-        if claim.by_the_book:
-            assert claim.id in cited.get(claim.source, set()), f"{claim.id} is not cited in {claim.source}"
+BOOK_CLAIMS = [claim for claim in audit.CLAIMS if claim.by_the_book]
+
+
+@pytest.mark.parametrize("claim", BOOK_CLAIMS, ids=lambda c: c.id)
+def test_every_claim_of_the_book_is_a_sentence_of_its_chapter(claim):
+    assert audit.registered_in(_markdown(BOOK / f"{claim.source}.ipynb"), claim.quote), \
+        f"{claim.id}: its sentence is not in {claim.source} word for word: {claim.quote!r}"
+
+
+def test_removing_a_registered_sentence_from_its_chapter_fails_the_audit():
+    """C61's sentence taken out of its chapter: the audit names C61 missing, and only it."""
+    claim = audit.BY_ID["C61"]
+    markdown = _markdown(BOOK / f"{claim.source}.ipynb")
+    assert audit.missing_claims(claim.source, markdown, audit.CLAIMS) == []
+    # The sentence as the chapter wraps it: its words, with any run of whitespace between them.
+    sentence = re.compile(r"\s+".join(map(re.escape, claim.quote.split())))
+    assert len(sentence.findall(markdown)) == 1
+    without = sentence.sub("", markdown)
+    assert audit.missing_claims(claim.source, without, audit.CLAIMS) == [claim]
+
+
+@pytest.fixture(scope="module")
+def book_verdicts():
+    from companion.versions import matrix
+
+    return {v.claim.id: v for v in audit.verdicts(matrix.compute(progress=False), BOOK_CLAIMS)}
+
+
+@pytest.mark.parametrize("claim", BOOK_CLAIMS, ids=lambda c: c.id)
+def test_every_claim_of_the_book_holds_in_every_column_of_its_scope(claim, book_verdicts):
+    verdict = book_verdicts[claim.id]
+    assert verdict.overall == audit.HOLDS and not verdict.columns(None), \
+        f"{claim.id} ({claim.scope.name}): held in {[c.label for c in verdict.columns(True)]}, failed in " \
+        f"{[c.label for c in verdict.columns(False)]}, not measured in {[c.label for c in verdict.columns(None)]}"
 
 
 def test_the_audit_knows_every_chapter():
@@ -167,9 +210,34 @@ def _calls(tree, attribute=None):
             and (attribute is None or isinstance(node.func, ast.Attribute) and node.func.attr == attribute)]
 
 
-@pytest.mark.parametrize("name", CONCEPT_CHAPTERS)
-def test_concept_chapters_set_the_flags_in_executed_code(name):
+def _shown_functions(tree) -> list:
+    """The functions a chapter shows by their source (``notebook.source(module.function, ...)``), as objects."""
+    import importlib
+
+    shown = []
+    imported = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+    for call in _calls(tree, "source"):
+        for argument in call.args:
+            if isinstance(argument, ast.Attribute) and isinstance(argument.value, ast.Name):
+                shown.append(getattr(importlib.import_module(imported[argument.value.id]), argument.attr))
+            elif isinstance(argument, ast.Name):
+                module, _, name = imported[argument.id].rpartition(".")
+                shown.append(getattr(importlib.import_module(module), name))
+    return shown
+
+
+def _code_and_shown(name) -> ast.Module:
+    """The chapter's code cells and the source of the functions it shows, as one module."""
+    import inspect
+
     tree = _code(name)
+    return ast.parse("\n".join([ast.unparse(tree), *(inspect.getsource(f) for f in _shown_functions(tree))]))
+
+
+@pytest.mark.parametrize("name", CONCEPT_CHAPTERS)
+def test_concept_chapters_set_the_flags_in_executed_or_shown_code(name):
+    tree = _code_and_shown(name)
     assert any(keyword.arg == "training" for call in _calls(tree) for keyword in call.keywords), \
         f"{name}: no call passes training= in a code cell"
     assert any(isinstance(target, ast.Attribute) and target.attr == "trainable"
@@ -177,43 +245,49 @@ def test_concept_chapters_set_the_flags_in_executed_code(name):
         f"{name}: no code cell assigns .trainable ="
     assert _calls(tree, "compile") and _calls(tree, "fit"), f"{name}: no compile and fit in a code cell"
     assert any(isinstance(node, ast.Import) and any(alias.name == "keras" for alias in node.names)
-               for node in ast.walk(tree)), f"{name}: the Keras code does not `import keras`"
+               for node in ast.walk(_code(name))), f"{name}: the Keras code does not `import keras`"
 
 
-@pytest.mark.parametrize("name", CONCEPT_CHAPTERS)
-def test_concept_chapters_measure_around_the_fit(name):
-    """Each ``fit`` of a concept chapter runs inside ``with probes.watching(...)``."""
-    tree = _code(name)
+def test_the_keras3_chapter_measures_around_its_fits():
+    """Each ``fit`` of the chapter's small-model cells runs inside ``with probes.watching(...)``."""
+    tree = _code("keras3_surprise")
     watched = {id(call) for node in ast.walk(tree) if isinstance(node, ast.With)
                and any(isinstance(item.context_expr, ast.Call) and isinstance(item.context_expr.func, ast.Attribute)
                        and item.context_expr.func.attr == "watching" for item in node.items)
                for call in _calls(node, "fit")}
-    assert watched, f"{name}: no fit runs inside probes.watching"
+    assert len(watched) == len(_calls(tree, "fit")) == 3
 
 
-def test_the_version_matrix_page_shows_the_decisive_code_from_its_one_definition():
+def test_the_keras3_chapter_shows_the_checks_and_the_remedy_from_their_one_definition():
+    from companion.checks import fine_tuning, models
+    from companion.flags import remedy
+
     tree = _code("keras3_surprise")
-    shown = {node.args[0].attr for node in _calls(tree, "getsource")
-             if node.args and isinstance(node.args[0], ast.Attribute)}
-    shown |= {elt.attr for node in ast.walk(tree) if isinstance(node, ast.Tuple) for elt in node.elts
-              if isinstance(elt, ast.Attribute) and isinstance(elt.value, ast.Name) and elt.value.id == "decisive"}
-    assert {"as_written", "remedy", "training_none", "tiny_base", "tutorial_model", "fine_tune"} <= shown
-    assert all(hasattr(decisive, name) for name in shown)
+    shown = _shown_functions(tree)
+    assert {fine_tuning.fine_tune, models.tutorial_model, remedy.freeze_batch_norm} <= set(shown)
     defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
-    assert not defined & {check.scenario for check in questions.CHECKS} | defined & {"tiny_base", "tutorial_model"}
+    assert not defined & {"fine_tune", "tutorial_model", "freeze_batch_norm"}
+
+
+@pytest.mark.parametrize("name", [*TUTORIAL_CHAPTERS, "introduction"])
+def test_chapters_apply_the_remedy_with_its_one_definition(name):
+    tree = _code(name)
+    calls = [c for c in _calls(tree) if isinstance(c.func, ast.Name) and c.func.id == "freeze_batch_norm"]
+    imported = [alias for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "companion.flags.remedy" for alias in node.names]
+    assert calls and [alias.name for alias in imported] == ["freeze_batch_norm"], name
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.For)
+                and "BatchNormalization" in ast.unparse(node)], f"{name}: a loop of its own freezes BatchNormalization"
 
 
 @pytest.mark.parametrize("name", TUTORIAL_CHAPTERS)
 def test_tutorial_chapters_run_the_tutorials_keras_and_measure_every_fit(name):
     """A tutorial chapter's cells set the flags, compile and fit as the tutorial does (the recipe's model:
-    tests/test_chapters_code.py), apply the remedy with its one definition, and every ``fit`` runs inside
-    ``page.phase1(...)`` or ``page.fine_tuning(...)``."""
+    tests/test_chapters_code.py), and every ``fit`` runs inside ``page.phase1(...)`` or ``page.fine_tuning(...)``."""
     tree = _code(name)
     assert any(isinstance(target, ast.Attribute) and target.attr == "trainable"
                for node in ast.walk(tree) if isinstance(node, ast.Assign) for target in node.targets)
     assert len(_calls(tree, "compile")) >= 3 and len(_calls(tree, "fit")) >= 3
-    assert [c for c in _calls(tree, "freeze_batch_norm") if isinstance(c.func.value, ast.Name)
-            and c.func.value.id == "decisive"], f"{name}: the remedy is not decisive.freeze_batch_norm"
     measured = {id(call) for node in ast.walk(tree) if isinstance(node, ast.With)
                 and any(isinstance(item.context_expr, ast.Call) and isinstance(item.context_expr.func, ast.Attribute)
                         and item.context_expr.func.attr in ("phase1", "fine_tuning") for item in node.items)
@@ -231,17 +305,11 @@ def test_the_recommended_remedy_always_drops_training_false():
                 f"{path.stem}: {sentence}"
 
 
-def test_no_chapter_types_which_keras_is_affected():
-    """"on Keras 3 releases" was typed by hand: the releases where the override happens are glued from
-    companion.versions.releases."""
+def test_no_chapter_types_which_keras_is_affected_outside_a_registered_sentence():
+    """"on Keras 3 releases" typed by hand was unchecked: a sentence that names the Keras versions a behaviour holds
+    on is a registered claim, whose verdict is computed over that scope."""
+    registered = {audit.prose.normalised(c.quote) for c in BOOK_CLAIMS}
     for path in CHAPTERS:
-        assert not re.search(r"\bon Keras 3(?: releases)?\b(?! port)", _markdown(path)), path.stem
-
-
-def _plain(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("`", "")).strip().lower()
-
-
-@pytest.mark.parametrize("claim", [c for c in audit.CLAIMS if c.by_the_book], ids=lambda c: c.id)
-def test_every_claim_of_the_book_quotes_its_chapter(claim):
-    assert _plain(claim.quote) in _plain(_markdown(BOOK / f"{claim.source}.ipynb"))
+        for sentence in audit.sentences(_markdown(path)):
+            if re.search(r"\b[Oo]n (?:every )?Keras 3(?: releases?)?\b(?! port)", sentence):
+                assert audit.prose.normalised(sentence) in registered, f"{path.stem}: {sentence}"

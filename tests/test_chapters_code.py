@@ -1,5 +1,5 @@
 """The tutorial chapters' Keras: the cells each tutorial page shows are the code that runs, they build the recipe's
-model (:func:`companion.flags.models.build_recipe_model`, which the runner and the experiment train), and a changed
+model (:func:`companion.tutorials.recipe_models.build`, which the runner and the experiment train), and a changed
 line in a chapter changes what the chapter measures.
 
 The chapters' cells are executed here as the notebook runs them, with a real :class:`companion.pages.tutorial.Page`
@@ -13,12 +13,13 @@ import pytest
 from conftest import BOOK
 from data_fixtures import real_data_root
 
-from companion.checks import decisive
+from companion.checks import ways
 from companion.core import profiles
 from companion.core.variants import versions
-from companion.flags import models
+from companion.flags import walk
+from companion.flags.remedy import freeze_batch_norm
 from companion.pages import notebook, tutorial
-from companion.tutorials import recipes, setups
+from companion.tutorials import recipe_models, recipes, setups
 
 PAGES = {"mobilenet_v2_2019": "MobileNetV2 2019", "mobilenet_v2_2020": "MobileNetV2 2020",
          "keras_guide_xception_2020": "Xception 2020"}
@@ -40,7 +41,7 @@ def _execute(name: str, cells: list[str], keras) -> dict:
     """Run ``cells`` as the chapter does after its set-up cell, and return the namespace they leave."""
     real_data_root()
     run = notebook.Run(profile=TINY, seed=0, versions=versions(), profile_source="test")
-    namespace = {"keras": keras, "decisive": decisive, "recipes": recipes, "seed": 0,
+    namespace = {"keras": keras, "ways": ways, "freeze_batch_norm": freeze_batch_norm, "recipes": recipes, "seed": 0,
                  "page": tutorial.Page(PAGES[name], run)}
     for source in cells:
         exec(compile(source, f"<{name}>", "exec"), namespace)
@@ -49,7 +50,7 @@ def _execute(name: str, cells: list[str], keras) -> dict:
 
 def _bn_in(layers) -> int:
     """BatchNormalization layers among ``layers`` and inside them, at any depth."""
-    return sum(models.is_batch_norm(layer) for top in layers for layer in [top, *models.iter_layers(top)])
+    return sum(walk.is_batch_norm(layer) for top in layers for layer in [top, *walk.iter_layers(top)])
 
 
 def _signature(layer) -> tuple:
@@ -64,10 +65,10 @@ def _structure(model, base) -> list[tuple]:
     found = []
 
     def visit(layer):
-        for child in models.children(layer):
+        for child in walk.children(layer):
             if child is base:
                 found.append(("base",))
-            elif models.children(child):
+            elif walk.children(child):
                 visit(child)
             elif type(child).__name__ != "InputLayer":
                 found.append(_signature(child))
@@ -83,7 +84,7 @@ def test_each_tutorial_page_builds_the_recipes_model(name, keras):
     ran = _execute(name, model_cells, keras)
     page, base = ran["page"], ran["base_model"]
     reference_base = setups.load_base(page.setup)
-    reference = models.build_recipe_model(page.recipe, reference_base, page.setup.image_size)
+    reference = recipe_models.build(page.recipe, reference_base, page.setup.image_size)
     assert _structure(ran["model"], base) == _structure(reference.model, reference_base)
     assert not any(layer.trainable for layer in base.layers)  # frozen for phase 1
 
@@ -100,15 +101,15 @@ def test_the_2020_page_measures_every_way_and_follows_a_changed_line(keras):
 
     # Every way of fine-tuning the recipe has, each measured; the BN layers left trainable counted by hand: those
     # from layer 120 of the base on (not 100, the recipe's), and none with the remedy.
-    ways = recipes.fine_tuning_variants(recipe)
-    assert list(result.fine_tuning) == list(ways)
-    trainable = result.fine_tuning[recipes.Way.AS_WRITTEN].bn_layers_trainable
+    assert list(result.fine_tuning) == list(recipes.ways_compared(recipe)) == [ways.TRAINING_FALSE,
+                                                                                ways.REMEDY_TRAINING_FALSE]
+    trainable = result.fine_tuning[ways.TRAINING_FALSE].bn_layers_trainable
     assert trainable == _bn_in(base.layers[120:]) and trainable != _bn_in(base.layers[recipe.fine_tune_at:])
-    assert result.fine_tuning[recipes.Way.BN_FROZEN].bn_layers_trainable == 0
-    assert len(result.fine_tuning[recipes.Way.BN_FROZEN].bn_layers) == _bn_in(base.layers)
-    for tuned in result.fine_tuning.values():
+    assert result.fine_tuning[ways.REMEDY_TRAINING_FALSE].bn_layers_trainable == 0
+    assert len(result.fine_tuning[ways.REMEDY_TRAINING_FALSE].bn_layers) == _bn_in(base.layers)
+    for way, tuned in result.fine_tuning.items():
         assert [p.batches for p in tuned.early] == [2] and 0 <= tuned.validation_accuracy <= 1
-        assert tuned.base_called_with == ways[tuned.variant].base_call
+        assert tuned.way == way
 
     # The last compile is the recipe's phase 2.
     optimizer = ran["model"].optimizer

@@ -1,4 +1,5 @@
-"""`companion check`: the verdict and the remedy on the Keras installed, with nothing of the book imported."""
+"""`companion check`: the matrix's column for the Keras installed here, with what it means, and nothing of the book
+imported."""
 
 import json
 import subprocess
@@ -6,130 +7,163 @@ import sys
 
 import pytest
 
-from companion.checks import questions
-from companion.checks.evidence import Failed, Recompile, Updates
-from companion.core import variants
-from companion.versions import check, releases
+from companion.checks import fine_tuning, registry
+from companion.checks.evidence import (
+    Count,
+    Failed,
+    FineTuned,
+    NotApplicable,
+    NotRun,
+    Phase,
+    Serving,
+    TrainableTiming,
+    Training,
+)
+from companion.checks.fine_tuning import FLAT
+from companion.checks.ways import TRAINING_FALSE
+from companion.core.columns import EVERY_COLUMN, PINNED, Column, variant_column
+from companion.versions import check, install
+from companion.versions.matrix import Measured
 
-# What importing the check may bring in, and what it must not.
-ALLOWED_COMPANION = {"companion", "companion.versions", "companion.versions.check", "companion.checks",
-                     "companion.checks.decisive", "companion.checks.evidence", "companion.checks.questions",
-                     "companion.core", "companion.core.tables", "companion.core.variants"}
-BOOK_ONLY = ("matplotlib", "tqdm", "papermill", "nbformat", "IPython", "tensorflow", "keras", "jax", "torch")
+# What `companion check` must not import: the book's pages, training runs, audit or data, and, before it runs the
+# checks, the libraries only the book uses, nor Keras or a backend (Keras itself imports matplotlib and IPython where
+# they are installed). Under JAX or PyTorch it runs without TensorFlow (KerasHub imports it where it is installed).
+BOOK_ONLY = ("matplotlib", "tqdm", "papermill", "nbformat", "IPython")
+BOOK_LAYERS = ("companion.pages", "companion.training", "companion.audit", "companion.data")
 
 PROBE = """
-import json, sys
+import importlib.machinery, json, sys
+
+
+class WithoutTensorFlow:
+    \"\"\"Importing TensorFlow fails, as where it is not installed; a spec without an origin, so that a library that
+    only looks for it (PyTorch's compiler lists the libraries it skips) passes over it.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name.split(".")[0] == "tensorflow" else None
+
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {{spec.name!r}}", name=spec.name)
+
+
+if {without_tensorflow}:
+    sys.meta_path.insert(0, WithoutTensorFlow())
 from companion.versions import check
-imported_first = sorted(m for m in {book_only} if m in sys.modules)
-verdict = check.run()
-print(json.dumps({{"imported_first": imported_first, "tensorflow": "tensorflow" in sys.modules,
-                  "companion": sorted(m for m in sys.modules if m.startswith("companion")),
-                  "report": verdict.report()}}))
+imported_first = sorted(m for m in {book_only} + ("tensorflow", "keras", "jax", "torch") if m in sys.modules)
+report = check.run()
+print(json.dumps({{"imported_first": imported_first, "text": report.text(),
+                  "companion": sorted(m for m in sys.modules if m.startswith({book_layers}))}}))
 """
 
 
-def _probe(env) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE.format(book_only=BOOK_ONLY)], env=env, capture_output=True,
-                          text=True, timeout=300)
+def _probe(env, without_tensorflow: bool = False) -> dict:
+    probe = PROBE.format(book_only=BOOK_ONLY, book_layers=BOOK_LAYERS, without_tensorflow=without_tensorflow)
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _verdict(**changes) -> check.Verdict:
-    values = {c.id: Updates(False, False, True) if c.kind is Updates else Recompile(True, False)
-              if c.kind is Recompile else True for c in questions.CHECKS}
-    return check.Verdict({"keras": "3.15.1", "backend": "tensorflow", "backend_version": "2.21.0",
-                          "python": "3.11"}, {**values, **changes})
+def _environment(column: Column) -> dict:
+    if not install.is_installed(column):
+        pytest.skip(f"{column.label} is not installed (companion variants install --releases)")
+    return install.environment(column)
 
 
-def test_the_verdict_reads_the_typed_values():
-    # _verdict's defaults: the remedy works with both calls, the head Dropout drops, and so does a Dropout inside the
-    # base (as on keras 3.15.1 and 3.0.5); with trainable_setter=False, as on Keras 3's TensorFlow backend.
-    pinned = _verdict(trainable_setter=False, staged_unfreezing=False)
-    assert pinned.overridden and not pinned.dropout_leaks and pinned.needs_recompile and pinned.setter_ignored
-    assert pinned.calls(own_dropout=False) == [check.Call.AS_WRITTEN, check.Call.PLAIN]
-    assert pinned.advice(own_dropout=False) == "call it as `base(x, training=False)` or `base(x)`"
-    # The Dropout inside drops with either call: no call keeps it in inference mode.
-    assert pinned.calls(own_dropout=True) == []
-    assert pinned.advice(own_dropout=True).startswith("no tested call keeps that Dropout in inference mode here")
-    assert pinned.unfreezing() == ("no: the layers frozen one by one stay frozen; set base.trainable = False, then "
-                                   "True, to unfreeze them")
-    # keras-nightly: training=False keeps the inside Dropout off but also the head's (remedy_dropout False); base(x)
-    # lets the head drop but also the inside: base(x) without a Dropout inside, nothing with one.
-    nightly = _verdict(nested_override=False, dropout_leak_fit=False, remedy_dropout=False,
-                       remedy_inside_dropout=False)
-    assert not nightly.overridden and nightly.dropout_leaks
-    assert nightly.calls(own_dropout=False) == [check.Call.PLAIN] and nightly.calls(own_dropout=True) == []
-    # tf-keras: training=False keeps the inside Dropout off and the head's dropping: that call, for both bases.
-    tf_keras = _verdict(nested_override=False, remedy_inside_dropout=False)
-    assert tf_keras.calls(own_dropout=True) == [check.Call.AS_WRITTEN]
-    assert tf_keras.unfreezing() == "yes"
-    jax = _verdict(recompile=Recompile(Failed("ValueError: x"), False))
-    assert jax.needs_recompile
-    broken = _verdict(remedy=Updates(True, False, True), remedy_alone=Updates(True, False, True))
-    assert broken.calls(own_dropout=False) == [] and broken.advice(own_dropout=True).startswith("no tested call works")
-    stuck = _verdict(trainable_setter=False, false_then_true=False)
-    assert stuck.unfreezing().endswith("neither it nor base.trainable = False, then True, unfroze them here")
+def test_the_checks_are_those_of_every_column():
+    assert check.rows() and all(c.scope is EVERY_COLUMN for c in check.rows())
+    assert fine_tuning.check(fine_tuning.MOBILENET, TRAINING_FALSE) not in check.rows()
 
 
-def test_companion_check_on_the_pinned_keras_names_the_verdict_and_the_remedy():
-    result = _probe(variants.child_environment([], legacy=False, backend="tensorflow", others=releases.folders()))
-    report = result["report"]
-    assert report.startswith("Keras 3.15.1 on tensorflow 2.21.0")
-    assert "Is base(x, training=False) overridden during fit? yes: fit moved the BatchNormalization statistics" in report
-    assert "Does training=False leak to the Dropout after the base? no" in report
-    assert "Does base.trainable = True unfreeze layers frozen one by one? no: the layers frozen" in report
-    assert "move BN statistics after a RandomFlip inside the model? yes" in report
-    assert "Remedy on this install: after unfreezing the base, freeze every BatchNormalization layer" in report
-    assert check.REMEDY_SOURCE in report  # the function itself, as the reader copies it
-    assert "A base without a Dropout of its own: call it as `base(x, training=False)` or `base(x)`." in report
-    assert "A base with its own Dropout (EfficientNet, ConvNeXt): no tested call keeps that Dropout" in report
-    assert result["imported_first"] == [] and set(result["companion"]) <= ALLOWED_COMPANION
+def _phase(moved: int, after: bool) -> Phase:
+    return Phase(Count(moved, 1), True, Count(2, 2), Training.FALSE, NotApplicable("no Dropout in the base"), after)
 
 
-def test_companion_check_under_jax_imports_no_tensorflow():
-    if not releases.is_installed(releases.Release("keras", releases.PINNED, "jax")):
-        pytest.skip("JAX is not installed (companion variants install --releases)")
-    env = variants.child_environment([releases.backend_folder("jax")], legacy=False, backend="jax", others=releases.folders())
-    result = _probe(env)
-    assert result["report"].startswith("Keras 3.15.1 on jax 0.10.2")
-    assert "overridden during fit? yes" in result["report"]
-    assert "Does base.trainable = True unfreeze layers frozen one by one? yes" in result["report"]
-    assert "raised ValueError / no" in result["report"]  # fit refuses a trainable change until recompiling
-    assert not result["tensorflow"] and set(result["companion"]) <= ALLOWED_COMPANION
+def _report(values: dict | None = None) -> check.Report:
+    """A report on hand-typed values: keras-nightly's, where training=False keeps the statistics and reaches the head's
+    Dropout; every other check not run."""
+    typed = {c: NotRun("not in this test") for c in check.rows()}
+    typed.update({
+        fine_tuning.check(FLAT, TRAINING_FALSE): FineTuned(_phase(0, True), _phase(0, False), 0),
+        registry.TRAINABLE_TIMING: TrainableTiming(True, Failed("ValueError: changed"), True, True),
+        registry.TRAINABLE_AGAIN: True, registry.FALSE_THEN_TRUE: True,
+        **{c: Serving(False, False, False) for c in registry.SERVING.values()}, **(values or {})})
+    column = variant_column("keras-nightly")
+    versions = {"keras": column.version, "backend": "jax", "backend_version": "0.10.2", "python": "3.11.7"}
+    return check.Report(Measured(column, versions, typed))
 
 
-def test_companion_check_under_pytorch_imports_no_tensorflow():
-    if not releases.is_installed(releases.Release("keras", releases.PINNED, "torch")):
-        pytest.skip("PyTorch is not installed (companion variants install --releases)")
-    env = variants.child_environment([releases.backend_folder("torch")], legacy=False, backend="torch",
-                                     others=releases.folders())
-    result = _probe(env)
-    assert result["report"].startswith("Keras 3.15.1 on torch 2.13.0")
-    assert "overridden during fit? yes" in result["report"]
-    assert "Does base.trainable = True unfreeze layers frozen one by one? yes" in result["report"]
-    # PyTorch runs fit eagerly: a trainable change is honoured at once, with or without recompiling.
-    assert "Does a trainable change need a recompile? no" in result["report"]
-    assert not result["tensorflow"] and set(result["companion"]) <= ALLOWED_COMPANION
+def test_the_report_reads_the_typed_values():
+    report = _report()
+    assert not report.overridden and report.dropout_after_off
+    lines = report.lines()
+    assert lines[0] == f"Keras {variant_column('keras-nightly').version} on jax 0.10.2 (Python 3.11.7)"
+    assert "Is base(x, training=False) overridden during fit? no: the base's BatchNormalization statistics stayed " \
+           "fixed" in lines
+    assert "Does training=False reach the Dropout after the base? yes: that Dropout ran in inference mode during fit " \
+           "(it dropped nothing)" in lines
+    assert ("Is trainable = False set after a fit honoured by the next fit without compiling again? raised "
+            "ValueError; after compiling again? yes") in lines
+    assert ("Serving a model with augmentation inside: model(x) does not augment; model(x, training=False) does not "
+            "augment; predict does not augment. Serve with model(x) or model(x, training=False) or predict.") in lines
+    # Of the flat base's seven ways only training=False ran here, and not as intended (its kernels trained while
+    # the base was frozen, and the head's Dropout did not drop): the advice says so.
+    flat_row = next(line for line in report.text().splitlines() if line.startswith(FLAT.name))
+    assert flat_row.endswith("none of the 1 run; 6 not measured")
+    overridden = _report({fine_tuning.check(FLAT, TRAINING_FALSE): FineTuned(_phase(0, True), _phase(1, True), 0)})
+    assert overridden.overridden and not overridden.dropout_after_off
 
 
-def test_the_cli_command_exits_0(monkeypatch, capsys):
+def test_the_cli_command_exits_0_and_prints_the_remedy(monkeypatch, capsys):
     from companion.pages import cli
 
-    monkeypatch.setattr(check, "run", lambda: _verdict())
+    monkeypatch.setattr(check, "run", lambda progress=False: _report())
     assert cli.main(["check"]) == 0
-    assert "Remedy on this install:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "The remedy: after unfreezing the base, call this on it, then compile:" in out
+    assert check.REMEDY_SOURCE in out and check.REMEDY_SOURCE.startswith("def freeze_batch_norm(model):")
 
 
-def test_the_decision_table_groups_the_columns_by_the_calls_that_work():
-    # Hand-derived from the verdicts above: 3.15.1 and its JAX column give the same answer and share a row.
-    verdicts = {"keras 3.15.1": _verdict(), "keras 3.15.1 (JAX)": _verdict(),
-                "keras-nightly": _verdict(remedy_dropout=False, remedy_inside_dropout=False),
-                "tf-keras": _verdict(remedy_inside_dropout=False)}
-    assert check.decision_table(verdicts).rows == [
-        ["keras 3.15.1 and keras 3.15.1 (JAX)", "base(x, training=False) or base(x)", "none"],
-        ["keras-nightly", "base(x)", "none"],
-        ["tf-keras", "base(x, training=False) or base(x)", "base(x, training=False)"]]
-    # base(x) works in every column for a base without a Dropout of its own; no call does for a base with one.
-    assert check.everywhere(verdicts, own_dropout=False) == [check.Call.PLAIN]
-    assert check.everywhere(verdicts, own_dropout=True) == []
+def test_companion_check_on_the_pinned_keras_names_the_override_and_the_way_to_fine_tune():
+    result = _probe(_environment(Column("keras", PINNED)))
+    lines = result["text"].splitlines()
+    assert lines[0].startswith("Keras 3.15.1 on tensorflow 2.21.0")
+    # The functional model passes fit's True over the base's recorded False, and over the head Dropout's.
+    assert lines[2].startswith("Is base(x, training=False) overridden during fit? yes: fine-tuning moved")
+    assert lines[3].startswith("Does training=False reach the Dropout after the base? no: that Dropout ran in "
+                               "training mode")
+    # TensorFlow traces the step at the first fit (a change after it is ignored until the model is compiled again),
+    # and skips the assignment of the flag the base already holds (tests/test_trainable_setter.py).
+    assert "without compiling again? no; after compiling again? yes" in lines[4]
+    assert lines[5] == ("Does base.trainable = True unfreeze layers frozen one by one? no; base.trainable = False, "
+                        "then True? yes")
+    # RandomFlip's call defaults to training=True: model(x) augments and the BN after it moves (test_layer_checks.py).
+    assert lines[6].startswith("Serving a model with augmentation inside: model(x) augments and moves BN statistics;")
+    assert lines[6].endswith("Serve with model(x, training=False) or predict.")
+    assert check.REMEDY_SOURCE in result["text"]
+    # The flat base: the remedy with base(x) (tests/test_advice.py); a base with a Dropout of its own: only the
+    # InferenceMode wrapper keeps that Dropout off, the functional model passing fit's True over any recorded value.
+    advice = {line.split("  ")[0]: line.split("  ")[-1].strip() for line in lines if "  " in line}
+    assert advice[FLAT.name] == "remedy + base(x)"
+    assert advice[fine_tuning.OWN_DROPOUT.name] == "remedy + InferenceMode(base)(x)"
+    assert result["imported_first"] == [] and result["companion"] == []
+
+
+def test_companion_check_under_jax_needs_no_tensorflow():
+    result = _probe(_environment(Column("keras", PINNED, "jax")), without_tensorflow=True)
+    assert result["text"].startswith("Keras 3.15.1 on jax 0.10.2")
+    assert "overridden during fit? yes" in result["text"]  # functional.py is the same on every backend
+    # The JAX trainer refuses to fit a model whose trainable flags changed until it is compiled again; and its
+    # layers' __setattr__ has no short circuit.
+    assert "without compiling again? raised ValueError; after compiling again? yes" in result["text"]
+    assert "Does base.trainable = True unfreeze layers frozen one by one? yes" in result["text"]
+    assert result["imported_first"] == [] and result["companion"] == []
+
+
+def test_companion_check_under_pytorch_needs_no_tensorflow():
+    result = _probe(_environment(Column("keras", PINNED, "torch")), without_tensorflow=True)
+    assert result["text"].startswith("Keras 3.15.1 on torch 2.13.0")
+    assert "overridden during fit? yes" in result["text"]
+    # The PyTorch trainer reads the trainable weights at every step: a change is honoured at once.
+    assert "without compiling again? yes; after compiling again? yes" in result["text"]
+    assert "Does base.trainable = True unfreeze layers frozen one by one? yes" in result["text"]
+    assert result["imported_first"] == [] and result["companion"] == []

@@ -2,17 +2,22 @@
 derived by hand from their architectures, and the errors for files it must refuse.
 
 The pinned Keras 3.15.1 (TensorFlow backend) overrides a fixed `training=False` on a nested base during `fit`
-(the decisive check `nested_override`, NOTES.md section 1), so as written every BatchNormalization layer of the
-base moves its statistics; with the remedy (`trainable = False` on each one) none does.
+(the matrix's check `flat.training_false`, NOTES.md section 2), so as written every BatchNormalization layer of the
+base moves its statistics; with the remedy (`trainable = False` on each one) none does. tf-keras honours it.
 """
 
+import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 from conftest import ROOT
 
+from companion.checks import models
+from companion.checks.ways import Call
+from companion.core import variants
 from companion.flags import probes
 from companion.pages import cli
 from companion.versions import model_check
@@ -79,9 +84,11 @@ def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     mobilenet_transfer_model(keras).save(folder / "mobilenet.keras")
     nested_backbone(keras).save(folder / "nested.h5")  # the legacy format, read as well
-    inputs = keras.Input((8, 8, 3))
-    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
-    keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dropout(0.5)(h)), name="plain").save(folder / "plain.keras")
+    models.tutorial_model(keras, models.layer_norm_base(keras), Call.TRAINING_FALSE).save(folder / "layer_norm.keras")
+    with_nan = models.tutorial_model(keras, models.tiny_base(keras), Call.TRAINING_FALSE)
+    kernel = with_nan.get_layer("head").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    with_nan.save(folder / "nan.keras")
     inputs = keras.Input((4,))
     keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs)).save(folder / "lambda.keras")
     (folder / "notes.keras").write_text("not a model\n")
@@ -101,11 +108,15 @@ def test_the_command_on_a_saved_mobilenet_v2_transfer_model(saved):
     # As written: fit (training=True) reaches all 52 BN layers through the fixed training=False on 3.15.1, and the
     # head Dropout; every BN moves; the base's 52 convolutions and the head Dense are 54 kernels (MobileNetV2's
     # convolutions carry no bias; Dense has kernel and bias: 52 + 2) and the 52 BN layers 104 gamma/beta.
-    assert f"received training=True:  Functional mobilenetv2_0.35_32; BatchNormalization {MOBILENET_V2_BN} of " \
+    assert f"ran in training mode:     Functional mobilenetv2_0.35_32; BatchNormalization {MOBILENET_V2_BN} of " \
            f"{MOBILENET_V2_BN}; Dropout head_dropout; Dense head_dense" in as_written
+    assert "ran in inference mode:    none" in as_written
     assert f"BN statistics moved:      {MOBILENET_V2_BN} of {MOBILENET_V2_BN} layers" in as_written
     assert "trainable in the step:    kernels and biases 54 of 54; BN gamma/beta 104 of 104" in as_written
     assert remedy[0].endswith(f"froze {MOBILENET_V2_BN} BatchNormalization layers")
+    # With the remedy, fit's training=True still reaches the 52 BN layers, but frozen they run in inference mode.
+    assert f"ran in inference mode:    BatchNormalization {MOBILENET_V2_BN} of {MOBILENET_V2_BN} (frozen, though they " \
+           f"received training=True: BatchNormalization {MOBILENET_V2_BN} of {MOBILENET_V2_BN})" in remedy
     assert "BN statistics moved:      none" in remedy
     assert "trainable in the step:    kernels and biases 54 of 54; BN gamma/beta 0 of 104" in remedy
 
@@ -153,7 +164,6 @@ def _error(capsys, path):
     ("missing.keras", "no file"),
     ("notes.keras", "is not a Keras model: a .keras file is a zip archive and this one is not"),
     ("weights.npz", "is not a format this check reads"),
-    ("plain.keras", "has no BatchNormalization layer, so the remedy has nothing to freeze"),
     ("lambda.keras", "holds a Lambda layer whose Python bytecode safe_mode refuses to run"),
 ])
 def test_a_file_it_cannot_check_is_one_line_and_exit_2(saved, capsys, name, message):
@@ -172,3 +182,55 @@ def test_a_model_needing_custom_objects_is_refused_before_any_of_its_code_is_imp
     model = keras.Model(inputs, Twice()(inputs))
     model.save(saved / "custom.keras")
     assert "needs custom objects (Twice)" in _error(capsys, saved / "custom.keras")
+
+
+def test_a_model_with_only_layer_normalization_is_not_affected_and_the_command_exits_0(saved, capsys):
+    result = model_check.check(saved / "layer_norm.keras")
+    assert isinstance(result, model_check.NotAffected) and result.model == "tutorial"
+    assert cli.main(["check", "--model", str(saved / "layer_norm.keras")]) == 0
+    out = capsys.readouterr().out
+    assert "has no BatchNormalization layer: fine-tuning it is not affected by the statistics issue" in out
+
+
+def test_weights_that_hold_nan_are_named_in_a_warning(saved):
+    result = model_check.check(saved / "nan.keras")
+    # The head's Dense(1) kernel on the tiny base's 4 features: one weight of the file, 4 NaN entries.
+    (name,) = result.nonfinite
+    assert name.endswith("kernel") and "head" in name
+    assert result.text().splitlines()[-1] == (
+        f"Warning: 1 weights hold NaN or Inf in the file ({name}): the step ran, but what it changed says nothing "
+        "about training them")
+    assert result.frozen == 1  # the check ran on: the remedy froze the tiny base's one BatchNormalization
+    assert model_check.check(saved / "mobilenet.keras").nonfinite == ()
+
+
+TF_KERAS_FILE = """
+import json, sys
+from companion.checks import models
+from companion.checks.ways import Call
+from companion.core.variants import load_keras
+from companion.versions import model_check
+
+keras = load_keras()
+keras.utils.set_random_seed(0)
+models.tutorial_model(keras, models.tiny_base(keras), Call.TRAINING_FALSE).save(sys.argv[1])
+result = model_check.check(sys.argv[1])
+print(json.dumps({"keras": keras.__version__, "checked": type(result).__name__, "frozen": result.frozen,
+                  "lines": result.text().splitlines()}))
+"""
+
+
+def test_a_keras_file_written_by_tf_keras_is_checked_under_tf_keras(tmp_path):
+    """tf-keras names its own classes' modules ``tf_keras...`` in the file: they are Keras' own, not custom objects."""
+    variant = variants.get("tf-keras")
+    if not variants.is_installed(variant):
+        pytest.skip(f"tf-keras is not installed in {variants.install_folder(variant)}")
+    done = subprocess.run([sys.executable, "-c", TF_KERAS_FILE, str(tmp_path / "tf_keras.keras")],
+                          env=variants.environment(variant), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["keras"].startswith("2.") and result["checked"] == "ModelCheck"
+    # The tiny base's one BatchNormalization: tf-keras honours the base's training=False in fit, so as written its
+    # statistics stay; the remedy freezes it.
+    assert result["frozen"] == 1
+    assert [line.strip() for line in result["lines"]].count("BN statistics moved:      none") == 2

@@ -41,7 +41,7 @@ def test_chapters_are_listed_in_book_order(capsys):
         (["run", "chapter9"], "unknown chapter or recipe 'chapter9'; valid chapters: introduction, summary, trainable_vers"),
         (["run", "introduction", "--profile", "tiny"], "unknown profile 'tiny'; valid profiles: smoke, offline, full, gpu"),
         (["run", "introduction", "-p", "epochs", "3"], "unknown parameter 'epochs'; valid parameters: profile, seed"),
-        (["matrix", "--profile", "huge"], "unknown profile 'huge'"),
+        (["benchmark", "--profile", "huge"], "unknown profile 'huge'"),
         (["variants", "install", "keras2"], "unknown Keras variant 'keras2'; valid variants: keras, keras-nightly"),
         (["variants", "install", "keras2", "--releases"], "unknown Keras variant 'keras2'"),
     ],
@@ -137,12 +137,12 @@ def test_building_from_executed_chapters_names_the_missing_ones(capsys, tmp_path
     assert "introduction.ipynb," not in text
 
 
-def test_variants_list_names_every_release_of_the_release_matrix(capsys):
-    from companion.versions import releases
+def test_variants_list_names_every_column_of_the_matrix(capsys):
+    from companion.core.columns import columns
 
     assert cli.main(["variants", "list"]) == 0
     listed = capsys.readouterr().out
-    assert all(f"{release.label} " in listed for release in releases.releases())
+    assert all(f"{column.label} " in listed for column in columns())
 
 
 @pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"), reason="needs the real images: set COMPANION_DATA_DIR")

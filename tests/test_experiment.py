@@ -4,27 +4,31 @@ differences, intervals and phrases are derived by hand too (the real runs are in
 test_profiles_gpu.py)."""
 
 import dataclasses
+import json
 
+from companion.checks.ways import REMEDY_TRAINING_FALSE, TRAINING_FALSE, Way
 from companion.core import plots, profiles
 from companion.training.experiment import Column, Experiment, phase1_table
+from companion.training.experiment import ways as compared_ways
 from companion.tutorials import recipes
 from companion.tutorials.results import (
     EarlyPoint,
     FineTuneResult,
     History,
     Phase1Result,
+    RunResult,
 )
 
 PLAN = profiles.ExperimentPlan("MobileNetV2 2020", ("keras", "tf-keras"), (0, 1, 2), 25, 400, (2,), (2,), "a test")
 
 
-def _run(after_2: float, end: float, moved: bool, trainable: int) -> FineTuneResult:
+def _run(way: Way, after_2: float, end: float, moved: bool, trainable: int) -> FineTuneResult:
     """One fine-tuning run as the experiment makes it (fit without validation data, epoch 11 after a phase 1 of
     10): validation accuracy after 2 batches and at the end; two BN layers, both moved or neither, ``trainable``
     of them trainable."""
     drift = [[0.1, 0.2] if moved else [0.0, 0.0]]
     return FineTuneResult(
-        variant="", base_called_with="training=False", bn_layers_trainable=trainable,
+        way=way, bn_layers_trainable=trainable,
         history=History([11], {"loss": [0.3], "accuracy": [end]}), early=[EarlyPoint(2, after_2, 2 if moved else 0)],
         bn_layers=["bn_a", "bn_b"], bn_mean_drift=drift, bn_variance_drift=drift, validation_accuracy=end,
         test_accuracy=end, seconds=1.0, steps_per_epoch=25)
@@ -33,8 +37,8 @@ def _run(after_2: float, end: float, moved: bool, trainable: int) -> FineTuneRes
 def _column(variant: str, version: str, written: list, remedy: list, override: bool) -> Column:
     """``written`` and ``remedy``: per seed, (accuracy after 2 batches, at the end)."""
     return Column(variant, {"keras": version}, {
-        recipes.Way.AS_WRITTEN: [_run(a2, end, moved=override, trainable=2) for a2, end in written],
-        recipes.Way.BN_FROZEN: [_run(a2, end, moved=False, trainable=0) for a2, end in remedy],
+        TRAINING_FALSE: [_run(TRAINING_FALSE, a2, end, moved=override, trainable=2) for a2, end in written],
+        REMEDY_TRAINING_FALSE: [_run(REMEDY_TRAINING_FALSE, a2, end, moved=False, trainable=0) for a2, end in remedy],
     }, seconds=1.0)
 
 
@@ -50,7 +54,8 @@ def _experiment(*columns: Column, plan=PLAN, phase1_epochs=10) -> Experiment:
 #   contains zero.
 OVERRIDDEN = _column("keras", "3.15.1", written=[(0.90, 0.90), (0.90, 0.92), (0.90, 0.91)],
                      remedy=[(0.95, 0.95), (0.94, 0.94), (0.96, 0.96)], override=True)
-# tf-keras keeps the statistics. After 2 batches -5, -4, -6: the remedy is behind, -7.5 to -2.5; at the end 0, 0, 0.
+# tf-keras keeps the statistics. After 2 batches -5, -4, -6: the remedy is behind, -7.5 to -2.5; at the end 0, 0, 0:
+#   every seed the same, an interval of no width.
 KEPT = _column("tf-keras", "2.21.0", written=[(0.95, 0.95), (0.94, 0.95), (0.96, 0.95)],
                remedy=[(0.90, 0.95), (0.90, 0.95), (0.90, 0.95)], override=False)
 
@@ -63,8 +68,10 @@ def test_the_remedys_gain_is_paired_by_seed_with_its_interval():
     values = experiment.values()
     assert values["exp_keras_moved_written"] == 2 and values["exp_tf_keras_moved_written"] == 0
     assert experiment.table().rows == [
-        ["keras 3.15.1", "updated, trained", "fixed, frozen", "costs 5.0 (2.5 to 7.5)", "none detected (+4.0; -0.3 to +8.3)"],
-        ["tf-keras 2.21.0", "fixed, trained", "fixed, frozen", "gains 5.0 (2.5 to 7.5)", "none detected (+0.0; +0.0 to +0.0)"]]
+        ["keras 3.15.1", "updated, trained", "fixed, frozen", "costs 5.0 (2.5 to 7.5)",
+         "none detected (+4.0; -0.3 to +8.3)"],
+        ["tf-keras 2.21.0", "fixed, trained", "fixed, frozen", "gains 5.0 (2.5 to 7.5)",
+         "none (the same in all 3 seeds)"]]
 
 
 def test_the_override_alone_is_measured_against_a_variant_that_kept_the_statistics():
@@ -91,7 +98,28 @@ def test_the_phase1_table_puts_each_phase1_length_side_by_side():
 
 
 def test_a_run_without_validation_data_in_fit_ends_its_curve_at_its_final_accuracy():
-    run = _run(0.90, 0.95, moved=True, trainable=2)
+    run = _run(TRAINING_FALSE, 0.90, 0.95, moved=True, trainable=2)
     assert run.validation_curve == [(2 / 25, 0.90), (1.0, 0.95)]  # 2 of 25 batches, then the one epoch's end
     figure = plots.experiment(_experiment(OVERRIDDEN, KEPT), "a test")
     assert figure.axes
+
+
+def test_the_experiment_compares_the_recipe_as_written_with_the_remedy_added_and_round_trips():
+    # One change to the tutorial's code: its call of the base stays as written.
+    assert compared_ways(recipes.MOBILENET_V2_2020) == (TRAINING_FALSE, REMEDY_TRAINING_FALSE)
+    assert compared_ways(recipes.MOBILENET_V2_2019)[1].label == "remedy + base(x)"
+    experiment = _experiment(OVERRIDDEN, KEPT)
+    assert (experiment.written, experiment.remedied) == (TRAINING_FALSE, REMEDY_TRAINING_FALSE)
+    assert Column.from_dict(OVERRIDDEN.to_dict()) == OVERRIDDEN
+    assert list(OVERRIDDEN.to_dict()["runs"]) == ["training_false", "remedy_training_false"]
+
+
+def test_a_run_result_round_trips_through_json_with_its_ways():
+    """What a tutorial page keeps: the phase-1 result and one fine-tuning result per way, read back typed."""
+    phase1 = Phase1Result(History([1], {"val_accuracy": [0.97]}), 0.5, 0.97, 0.97, 1.0)
+    tuned = {way: _run(way, 0.9, 0.95, moved=False, trainable=0) for way in (TRAINING_FALSE, REMEDY_TRAINING_FALSE)}
+    result = RunResult({"recipe": "MobileNetV2 2020"}, "packaged", "80 image files", phase1, tuned,
+                       {"keras": "3.15.1"}, [], [], "")
+    raw = json.loads(result.to_json())
+    assert list(raw["fine_tuning"]) == ["training_false", "remedy_training_false"]
+    assert RunResult.from_json(result.to_json()) == result

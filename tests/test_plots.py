@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from companion.checks import ways
 from companion.core import plots
 
 
@@ -28,13 +29,12 @@ class _Tuned:
 
 
 def test_two_ways_that_gave_equal_accuracies_both_show_the_remedy_solid_beneath_the_dashed_one():
-    from companion.tutorials.recipes import Way
-
-    # The same three points for both ways (as under a Keras that keeps training=False): the as-written curve is
+    # The same three points for both ways (as under a Keras that keeps training=False): the plain call's curve is
     # dashed and drawn above the remedy's solid one, so that its colour shows through the dashes.
     curve = [(2 / 10, 0.8), (5 / 10, 0.85), (1.0, 0.9)]
-    fig = plots.fine_tuning_progress({Way.AS_WRITTEN: _Tuned(curve, 10), Way.BN_FROZEN: _Tuned(curve, 10)}, "t")
+    fig = plots.fine_tuning_progress({ways.PLAIN: _Tuned(curve, 10), ways.REMEDY: _Tuned(curve, 10)}, "t")
     written, remedy = fig.axes[0].get_lines()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["base(x)", "remedy + base(x)"]
     assert (written.get_linestyle(), written.get_color(), remedy.get_linestyle(), remedy.get_color()) == (
         "--", "C0", "-", "C2")
     assert written.get_zorder() > remedy.get_zorder()
@@ -44,11 +44,15 @@ def test_two_ways_that_gave_equal_accuracies_both_show_the_remedy_solid_beneath_
 
 
 def test_the_keras_variants_take_colours_that_no_way_of_fine_tuning_has():
-    from companion.tutorials.recipes import Way
-
     counts = {"keras": {"a": 3, "b": 0}, "keras-nightly": {"a": 0, "b": 0}, "tf-keras": {"a": 1, "b": 2}}
     fig = plots.matrix_counts(counts, "t", "layers")
     colours = {tuple(bar.get_facecolor()) for bar in fig.axes[0].patches}
-    ways = {tuple(plt.matplotlib.colors.to_rgba(plots.series_color(way, 0))) for way in Way}
-    assert len(colours) == 3 and not colours & ways
+    way_colours = {tuple(plt.matplotlib.colors.to_rgba(plots.series_color(way, 0))) for way in ways.WAYS}
+    assert len(colours) == 3 and not colours & way_colours
     plt.close(fig)
+
+
+def test_every_way_keeps_a_colour_and_a_line_of_its_own_and_only_the_remedy_is_solid():
+    assert len({way.color for way in ways.WAYS}) == len({str(way.linestyle) for way in ways.WAYS}) == len(ways.WAYS)
+    assert [way for way in ways.WAYS if way.linestyle == "-"] == [ways.REMEDY]
+    assert plots.series_line(ways.REMEDY, 0)["zorder"] < plots.series_line(ways.PLAIN, 0)["zorder"]

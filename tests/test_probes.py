@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from companion.flags import models, modes, probes
-from companion.suite import layer_facts
+from companion.flags import modes, probes
+from companion.flags.walk import LayerList
 
 
 def _model(keras):
@@ -101,13 +101,6 @@ def test_per_layer_reports_the_largest_change(keras):
     assert list(drift) == ["bn"] and drift["bn"] > 0
 
 
-def test_batch_norm_table_tells_the_two_normalisations_apart():
-    rows = {(o.trainable, o.training): o for o in layer_facts.batch_norm_table()}
-    assert rows[(True, True)].normalised_with == "batch statistics"
-    assert rows[(True, False)].normalised_with == "moving statistics"
-    assert rows[(True, True)].moving_statistics_updated and not rows[(True, False)].moving_statistics_updated
-
-
 def test_a_nan_or_inf_weight_is_never_reported_unchanged(keras):
     layer = keras.layers.Dense(2, name="dense")
     layer.build((None, 3))
@@ -116,7 +109,7 @@ def test_a_nan_or_inf_weight_is_never_reported_unchanged(keras):
     def poison():
         layer.kernel.assign(np.full((3, 2), np.nan, "float32"))
 
-    report = probes.observe(models.LayerList([layer]), poison)
+    report = probes.observe(LayerList([layer]), poison)
     by_name = {v.name: v for v in report.variables}
     # max |new - old| is NaN for both, and NaN > 0 is False: the old test called them unchanged.
     assert by_name["kernel"].changed and by_name["kernel"].status == "became NaN"
@@ -127,7 +120,7 @@ def test_a_nan_or_inf_weight_is_never_reported_unchanged(keras):
     assert np.isnan(report.per_layer(probes.KERNELS)["dense"])
     assert dict(report.summary_rows())[probes.KERNELS] == "2 of 2 changed (2 hold NaN or Inf)"
 
-    inf = probes.observe(models.LayerList([layer]), lambda: layer.kernel.assign(np.full((3, 2), np.inf, "float32")))
+    inf = probes.observe(LayerList([layer]), lambda: layer.kernel.assign(np.full((3, 2), np.inf, "float32")))
     assert {v.name: v.status for v in inf.variables} == {"kernel": "Inf (non-finite before too)",
                                                          "bias": "NaN (non-finite before too)"}
 
@@ -232,3 +225,38 @@ def test_after_keras_warned_about_a_trainable_change_the_old_step_is_still_kept(
         _fit(model, x, y)
     assert model.train_function is traced and seen.report.traced_before is True
     assert seen.report.changed_layers(probes.KERNELS) == ["conv", "dense"]  # the old step trains both
+
+
+def test_a_snapshot_gives_the_changes_since_it_was_taken_whenever_it_is_read(keras):
+    model = _model(keras)
+    x, _ = _data()
+    snapshot = probes.Snapshot(model)
+    assert snapshot.changed() == []
+    model(x, training=True)  # a training-mode call moves the BN statistics and nothing else
+    assert snapshot.changed_layers(probes.BN_MOVING) == ["bn"] and snapshot.changed(probes.KERNELS) == []
+    model.get_layer("dense").bias.assign(np.ones(1, "float32"))  # read again: this change is seen too
+    assert snapshot.changed_layers(probes.KERNELS) == ["dense"]
+    # conv: kernel, bias; dense: kernel, bias (4 kernels and biases); bn: gamma, beta; moving mean and variance.
+    assert {kind: total for kind, (_, total) in snapshot.counts().items() if kind != probes.OTHER_STATE} == {
+        probes.KERNELS: 4, probes.BN_AFFINE: 2, probes.BN_MOVING: 2}
+
+
+def test_statistics_named_as_batch_norms_count_as_batch_norm_statistics_whoever_owns_them(keras):
+    class HandNorm(keras.layers.Layer):
+        """Subtracts a moving mean it updates in training mode, as BatchNormalization does, without being one."""
+
+        def build(self, input_shape):
+            self.moving_mean = self.add_weight(name="moving_mean", shape=(input_shape[-1],), initializer="zeros",
+                                               trainable=False)
+
+        def call(self, x, training=None):
+            if training:
+                self.moving_mean.assign(0.9 * self.moving_mean + 0.1 * keras.ops.mean(x, axis=0))
+            return x - self.moving_mean
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, HandNorm(name="hand_norm")(inputs))
+    assert [(t.layer, t.name, t.kind) for t in probes.tracked_variables(model)] == [
+        ("hand_norm", "moving_mean", probes.BN_MOVING)]
+    report = probes.observe(model, probes.call(model, np.ones((2, 4), "float32"), training=True))
+    assert report.changed_layers(probes.BN_MOVING) == ["hand_norm"]

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from companion.checks import ways
 from companion.core import profiles
 from companion.core.statistics import Finding
 from companion.training import experiment, runner
@@ -60,7 +61,7 @@ def test_the_gpu_profiles_experiment_runs_at_tiny_size(tmp_path):
             gain = exp.remedy_gain(name, point)
             assert gain.n == 2 and gain.low <= gain.mean <= gain.high and isinstance(gain.finding, Finding)
     # The pinned Keras overrides training=False: every BN layer of the unfrozen part moves as written.
-    assert exp.overridden()[0] == "keras" and min(exp.bn_layers_moved("keras", recipes.Way.AS_WRITTEN)) > 0
+    assert exp.overridden()[0] == "keras" and min(exp.bn_layers_moved("keras", exp.written)) > 0
     assert exp.phase1.history.epochs == [1] and plan.phase1_epochs == (2,)
     # The plan's shorter phase 1 (2 epochs) is trained and fine-tuned from by the same code as the smoke profile's,
     # which the Keras 3 chapter runs in CI; its table lists one row per phase 1 and variant, in the order given.
@@ -71,5 +72,6 @@ def test_the_gpu_profiles_experiment_runs_at_tiny_size(tmp_path):
 def test_the_gpu_profiles_chapter_run_trains_each_way_at_tiny_size(tmp_path):
     s = setups.setup(recipes.MOBILENET_V2_2019, TINY_GPU)
     result = runner.run(s, batch_size=8, checkpoints=tmp_path / "kept", early_batches=(1, 2), verbose=0)
-    assert result.phase1.history.epochs == [1] and set(result.fine_tuning) == set(
-        recipes.fine_tuning_variants(recipes.MOBILENET_V2_2019))
+    # The 2019 recipe as written (base(x)), with training=False, and with the remedy added.
+    assert result.phase1.history.epochs == [1] and list(result.fine_tuning) == [ways.PLAIN, ways.TRAINING_FALSE,
+                                                                                ways.REMEDY]

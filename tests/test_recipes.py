@@ -2,6 +2,7 @@
 
 import pytest
 
+from companion.checks import ways
 from companion.pages import cli
 from companion.tutorials import recipes
 
@@ -27,9 +28,33 @@ def test_fixed_by_default_and_as_written_on_request():
     assert guide.accuracy_threshold == 0.5 and recipes.XCEPTION_2020.accuracy_threshold == 0  # ...but a metric one
 
 
-def test_where_training_false_goes():
-    assert recipes.MOBILENET_V2_2019.base_training is None
-    assert recipes.MOBILENET_V2_2020.base_training is False and recipes.XCEPTION_2020.base_training is False
+def test_each_recipe_fine_tunes_as_its_tutorial_calls_its_base_without_the_remedy():
+    # The 2019 tutorial calls its base plainly (a Sequential); the 2020 ones pass training=False.
+    assert recipes.MOBILENET_V2_2019.way is ways.PLAIN
+    assert recipes.MOBILENET_V2_2020.way is recipes.XCEPTION_2020.way is ways.TRAINING_FALSE
+    assert dict(recipes.MOBILENET_V2_2019.rows())["base called with"] == "base(x)"
+    assert dict(recipes.XCEPTION_2020.rows())["BatchNormalization when fine-tuning"] == (
+        "BN layers follow their block's trainable")
+
+
+def test_another_way_is_the_same_recipe_with_that_call_and_remedy():
+    # A Sequential calls its base plainly: the 2019 recipe called otherwise becomes functional; with the remedy and
+    # the same call it stays a Sequential.
+    called = recipes.MOBILENET_V2_2019.with_way(ways.TRAINING_FALSE)
+    assert (called.way, called.model_style) == (ways.TRAINING_FALSE, "functional")
+    remedied = recipes.MOBILENET_V2_2019.with_way(ways.REMEDY)
+    assert (remedied.model_style, dict(remedied.rows())["BatchNormalization when fine-tuning"]) == (
+        "Sequential", "every BN layer set trainable=False")
+    assert recipes.differing_fields(recipes.MOBILENET_V2_2019, remedied) == ["BatchNormalization when fine-tuning"]
+    assert recipes.MOBILENET_V2_2019.way_label(ways.PLAIN) == "as written: base(x)"
+    assert recipes.MOBILENET_V2_2019.way_label(ways.REMEDY) == "remedy + base(x)"
+
+
+def test_a_page_compares_the_recipe_as_written_with_training_false_and_with_the_remedy_added():
+    assert recipes.ways_compared(recipes.MOBILENET_V2_2019) == (ways.PLAIN, ways.TRAINING_FALSE, ways.REMEDY)
+    # The 2020 recipes already pass training=False: as written, and as written with the remedy.
+    for recipe in (recipes.MOBILENET_V2_2020, recipes.XCEPTION_2020):
+        assert recipes.ways_compared(recipe) == (ways.TRAINING_FALSE, ways.REMEDY_TRAINING_FALSE)
 
 
 def test_diff_marks_exactly_the_fields_that_differ():

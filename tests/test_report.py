@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from companion.core import variants
-from companion.flags import models, modes, probes, report
+from companion.flags import modes, probes, report
 from companion.flags.probes import BN_AFFINE, BN_MOVING, KERNELS
+from companion.flags.walk import walk_layers
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -115,7 +116,7 @@ def _expected_standard_modes(keras):
 
 
 def _no_wrapper_left(model) -> bool:
-    return "train_step" not in vars(model) and all("call" not in vars(layer) for _, layer in models.walk_layers(model))
+    return "train_step" not in vars(model) and all("call" not in vars(layer) for _, layer in walk_layers(model))
 
 
 def test_every_layer_that_takes_training_is_reported_with_the_mode_fit_gave_it(keras):
@@ -133,7 +134,7 @@ def test_every_layer_that_takes_training_is_reported_with_the_mode_fit_gave_it(k
     assert r.nonfinite() == []
     table = r.mode_table()
     assert table.column("layer") == list(r.modes())
-    assert set(table.column("training received")) == {"True"} and set(table.column("training mode")) == {"yes"}
+    assert set(table.column("training received")) == {"True"} and set(table.column("ran in training mode")) == {"yes"}
     assert table.column("BN statistics moved")[STANDARD.index("block/bn")] == "yes"
     assert model.train_function is None  # none was traced before: the next fit traces its own, without wrappers
     changes = r.change_table()
@@ -203,12 +204,11 @@ def test_a_second_fit_without_recompiling_gets_the_full_report_and_trains_as_bef
     # Afterwards: the model's own traced function is back, no wrapper is left, and it still trains.
     assert model.train_function is traced
     assert _no_wrapper_left(model)
-    tracked = probes.tracked_variables(model)
-    before = probes.snapshot(tracked)
+    snapshot = probes.Snapshot(model)
     with modes.ModeRecorder(model) as recorder:
         model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert all(values == [] for values in recorder.values.values())  # the old function ran: no new trace
-    after = probes.measure_changes(tracked, before)
+    after = snapshot.variables
     assert sum(v.changed for v in after if v.kind == KERNELS) == 4 and all(v.finite for v in after)
     assert _no_wrapper_left(model)
 
@@ -236,7 +236,7 @@ def test_a_nan_weight_is_reported_as_nan_not_unchanged(keras):
     assert rows[("dense", KERNELS)][2:] == ["2 of 2", "nan", "kernel became NaN, bias NaN (non-finite before too)"]
 
 
-def test_a_frozen_batch_norm_keeps_its_statistics_while_a_trainable_one_moves(keras):
+def test_a_frozen_batch_norm_receives_training_true_but_runs_in_inference_mode_and_keeps_its_statistics(keras):
     inputs = keras.Input((4,))
     h = keras.layers.Dense(4, name="d1")(inputs)
     frozen = keras.layers.BatchNormalization(name="frozen_bn")
@@ -251,11 +251,16 @@ def test_a_frozen_batch_norm_keeps_its_statistics_while_a_trainable_one_moves(ke
     # Both receive training=True; the frozen one runs in inference mode all the same and updates nothing.
     assert r.modes()["frozen_bn"] == r.modes()["bn"] == (True,)
     assert (r.layer("frozen_bn").trainable, r.layer("bn").trainable) == (False, True)
+    assert (r.layer("frozen_bn").received_training, r.layer("frozen_bn").ran_in_training_mode) == (True, False)
+    assert (r.layer("bn").received_training, r.layer("bn").ran_in_training_mode) == (True, True)
+    assert "bn" in r.training_layers() and "frozen_bn" not in r.training_layers()
     assert r.statistics_moved() == {"frozen_bn": False, "bn": True}
     assert r.changed_layers(BN_MOVING) == ["bn"] and r.changed_layers(BN_AFFINE) == ["bn"]
     assert all(v.status == "unchanged" for v in r.layer_changes("frozen_bn"))
-    row = dict(zip(r.mode_table().column("layer"), r.mode_table().rows))["frozen_bn"]
-    assert row[2:] == ["no", "True", "yes", "no"]
+    table = r.mode_table()
+    assert table.header[2:] == ["trainable", "ran in training mode", "training received", "BN statistics moved"]
+    rows = dict(zip(table.column("layer"), table.rows))
+    assert rows["frozen_bn"][2:] == ["no", "no", "True", "no"] and rows["bn"][2:] == ["yes", "yes", "True", "yes"]
 
 
 def _small_model(keras, compiled=True):

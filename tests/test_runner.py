@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 
 from companion import data
+from companion.checks import ways
 from companion.core import cache, profiles
-from companion.flags import models, modes
+from companion.flags import modes
+from companion.flags.remedy import freeze_batch_norm
+from companion.flags.walk import batch_norm_layers
 from companion.training import experiment, runner
-from companion.tutorials import recipes, setups
+from companion.tutorials import recipe_models, recipes, setups
 
 needs_images = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                   reason="needs the real images: set COMPANION_DATA_DIR")
@@ -113,7 +116,7 @@ def test_setups_follow_the_profile():
 
 @pytest.mark.parametrize("recipe", recipes.RECIPES.values(), ids=lambda r: r.name)
 def test_each_recipe_builds_its_model_and_calls_the_base_as_written(keras, recipe):
-    built = models.build_recipe_model(recipe, _conv_base(keras), 32)
+    built = recipe_models.build(recipe, _conv_base(keras), 32)
     assert type(built.model).__name__ == recipe.model_style.replace("functional", "Functional")
     names = [type(layer).__name__ for layer in built.model.layers]
     assert ("Dropout" in names) == bool(recipe.dropout)
@@ -123,33 +126,41 @@ def test_each_recipe_builds_its_model_and_calls_the_base_as_written(keras, recip
     # Keras 3.15.1 overrides a fixed training=False inside a functional model: the base's BN receives True in
     # every recipe (with or without the argument).
     assert recorder.modes["bn"] == [True]
-    assert built.head.name == "head_dense" and built.model.output_shape == (None, 1)
+    assert built.head.name == "head" and built.model.output_shape == (None, 1)
 
 
 def test_the_2019_recipe_with_training_false_becomes_functional(keras):
-    variant = recipes.fine_tuning_variants(recipes.MOBILENET_V2_2019)[recipes.Way.TRAINING_FALSE]
-    assert variant.model_style == "functional" and variant.base_training is False
-    assert type(models.build_recipe_model(variant, _conv_base(keras), 32).model).__name__ == "Functional"
+    variant = recipes.MOBILENET_V2_2019.with_way(ways.TRAINING_FALSE)
+    assert variant.model_style == "functional" and variant.way is ways.TRAINING_FALSE
+    assert type(recipe_models.build(variant, _conv_base(keras), 32).model).__name__ == "Functional"
 
 
 def test_a_sequential_recipe_cannot_pass_training(keras):
-    bad = dataclasses.replace(recipes.MOBILENET_V2_2019, base_training=False)
-    with pytest.raises(ValueError, match="make the recipe functional"):
-        models.build_recipe_model(bad, _conv_base(keras), 32)
+    bad = dataclasses.replace(recipes.MOBILENET_V2_2019, way=ways.TRAINING_FALSE)
+    with pytest.raises(ValueError, match="a Sequential tutorial model calls its base plainly"):
+        recipe_models.build(bad, _conv_base(keras), 32)
 
 
 def test_the_three_scalings_agree():
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
-    scaled = models.scalings(pixels)
+    scaled = recipe_models.scalings(pixels)
     assert set(scaled) == {recipes.Preprocessing.SCALE_IN_PIPELINE, recipes.Preprocessing.PREPROCESS_INPUT, recipes.Preprocessing.RESCALING}
     for out in scaled.values():
         np.testing.assert_allclose(out, pixels / 127.5 - 1, atol=1e-6)
 
 
-def test_the_remedy_freezes_every_batch_norm_layer_nested_included(keras):
+def test_the_fine_tuning_step_applies_the_remedy_where_the_way_has_it(keras):
+    # The recipe unfreezes its base, refreezes layers[:fine_tune_at] (100 for MobileNetV2: more than this base's 4,
+    # so 0 here), then the remedy where its way has it: the base's one BN.
+    for way, trainable in ((ways.TRAINING_FALSE, True), (ways.REMEDY_TRAINING_FALSE, False)):
+        base = _conv_base(keras)
+        base.trainable = False
+        recipe_models.prepare_fine_tuning(dataclasses.replace(recipes.XCEPTION_2020, way=way), base)
+        assert [(layer.name, layer.trainable) for layer in base.layers[1:]] == [
+            ("conv", True), ("bn", trainable), ("relu", True)]
     outer = keras.Sequential([keras.Input((8, 8, 3)), _conv_base(keras, 8), keras.layers.BatchNormalization()])
-    assert len(models.freeze_batch_norm(outer)) == 2
-    assert [layer.trainable for layer in models.batch_norm_layers(outer)] == [False, False]
+    assert len(freeze_batch_norm(outer)) == 2
+    assert [layer.trainable for layer in batch_norm_layers(outer)] == [False, False]
 
 
 def test_drift_is_measured_from_the_start_of_fine_tuning(keras):
@@ -241,12 +252,13 @@ def _tiny_run(checkpoints, **kwargs):
 @needs_images
 def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(trained, tmp_path):
     _, result = trained
-    assert result.resumed == [] and list(result.fine_tuning) == [recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN]
+    # The 2020 recipe calls its base with training=False: as written, and as written with the remedy.
+    assert result.resumed == [] and list(result.fine_tuning) == [ways.TRAINING_FALSE, ways.REMEDY_TRAINING_FALSE]
     assert result.phase1.history.epochs == [1]
     assert all(t.history.epochs == [2] and [p.batches for p in t.early] == [1, 2] for t in result.fine_tuning.values())
     # 20 images per class: 40 training images in batches of 8.
     assert {t.steps_per_epoch for t in result.fine_tuning.values()} == {5}
-    written, frozen = result.fine_tuning[recipes.Way.AS_WRITTEN], result.fine_tuning[recipes.Way.BN_FROZEN]
+    written, frozen = result.fine_tuning[ways.TRAINING_FALSE], result.fine_tuning[ways.REMEDY_TRAINING_FALSE]
     # MobileNetV2 has 52 BN layers; 18 of them lie in layers[100:]. Keras 3.15.1 overrides training=False, so all 18
     # move from the first batch on; with the remedy none is trainable and none moves.
     assert (written.bn_layers_trainable, written.bn_layers_moved, [p.bn_layers_moved for p in written.early]) == (
@@ -255,9 +267,9 @@ def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(trained, tmp
         0, 0, [0, 0])
     assert result.data == "80 image files of cats_and_dogs_filtered"  # 20 per class and split; no path on a page
     again = _tiny_run(tmp_path / "kept")
-    assert again.resumed == ["phase 1", recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN]
+    assert again.resumed == ["phase 1", "base(x, training=False)", "remedy + base(x, training=False)"]
     assert json.loads(again.to_json())["fine_tuning"] == json.loads(result.to_json())["fine_tuning"]
-    assert runner.RunResult.from_json(result.to_json()).fine_tuning[recipes.Way.BN_FROZEN].bn_layers_moved == 0
+    assert runner.RunResult.from_json(result.to_json()).fine_tuning[ways.REMEDY_TRAINING_FALSE].bn_layers_moved == 0
 
 
 @needs_images
@@ -270,7 +282,7 @@ def test_swapped_data_under_a_warm_cache_is_trained_again(trained, tmp_path):
         (folder / "dogs").rename(folder / "cats")
         (folder / "swap").rename(folder / "dogs")
     # One way of fine-tuning is enough to see: phase 1 and that way were kept for the unswapped images.
-    second = _tiny_run(tmp_path / "kept", variants={recipes.Way.AS_WRITTEN: recipes.MOBILENET_V2_2020})
+    second = _tiny_run(tmp_path / "kept", ways=(ways.TRAINING_FALSE,))
     assert second.resumed == []  # the data's fingerprint is in the key: the same count of files is not enough
 
 
@@ -306,9 +318,10 @@ def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(t
     # The plan's 2 batches of 8, and 16 of the 32 validation images (20 per class less the test fifth, 8 images).
     assert {r.steps_per_epoch for c in exp.columns.values() for runs in c.runs.values() for r in runs} == {2}
     # tf-keras does not override training=False: no BN layer moves as written; Keras 3.15.1 moves all 18.
-    assert exp.bn_layers_moved("tf-keras", recipes.Way.AS_WRITTEN) == [0]
-    assert exp.bn_layers_moved("keras", recipes.Way.AS_WRITTEN) == [18]
-    assert exp.bn_layers_moved("keras", recipes.Way.BN_FROZEN) == exp.bn_layers_moved("tf-keras", recipes.Way.BN_FROZEN) == [0]
+    assert (exp.written, exp.remedied) == (ways.TRAINING_FALSE, ways.REMEDY_TRAINING_FALSE)
+    assert exp.bn_layers_moved("tf-keras", exp.written) == [0]
+    assert exp.bn_layers_moved("keras", exp.written) == [18]
+    assert exp.bn_layers_moved("keras", exp.remedied) == exp.bn_layers_moved("tf-keras", exp.remedied) == [0]
     values = exp.values()
     assert exp.columns["tf-keras"].label == "tf-keras 2.21.0" and values["exp_first_batches"] == 1
     assert exp.table().rows[0][-1].endswith("(one seed: no interval)")
@@ -344,6 +357,7 @@ def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(small_co
     code = OFFLINE_PREAMBLE + textwrap.dedent("""
         import dataclasses, h5py
         from keras.src.legacy.saving import legacy_h5_format
+        from companion.checks import ways
         from companion.core import profiles
         from companion.training import runner
         from companion.tutorials import backbones, recipes, setups
@@ -357,9 +371,9 @@ def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(small_co
         small = dataclasses.replace(full, mobilenet_image_size=32, epochs=(("*", profiles.Epochs(1, 1, "test")),),
                                     recipe_data=False)
         setup = setups.setup(recipes.MOBILENET_V2_2020, small)
-        result = runner.run(setup, batch_size=8, variants={recipes.Way.AS_WRITTEN: recipes.MOBILENET_V2_2020}, verbose=0)
+        result = runner.run(setup, batch_size=8, ways=(ways.TRAINING_FALSE,), verbose=0)
         print("SETUP", setup.weights, setup.architecture, setup.image_size)
-        print("RESULT", result.fine_tuning[recipes.Way.AS_WRITTEN].bn_layers_trainable, result.phase1.history.epochs)
+        print("RESULT", result.fine_tuning[ways.TRAINING_FALSE].bn_layers_trainable, result.phase1.history.epochs)
     """)
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KERAS_HOME": str(tmp_path / "keras")},
                           capture_output=True, text=True, timeout=600)

@@ -1,6 +1,6 @@
-"""The upstream reproducers (companion/versions/upstream/) under the pinned release, against what Keras 3.15.1 does,
-derived by hand from its source (NOTES.md sections 1 and 2); a script run alone prints what it printed after the
-other one in their shared child process."""
+"""The upstream reproducers (companion/versions/upstream/) under the pinned release (and keras-nightly, JAX and
+PyTorch), against what Keras does, derived by hand from its source (NOTES.md section 2); a script run alone prints
+what it printed after the other one in their shared child process."""
 
 import json
 import subprocess
@@ -8,29 +8,35 @@ import sys
 
 import pytest
 
-from companion.versions import releases, upstream
+from companion.core.columns import PINNED, Column, variant_column
+from companion.versions import install, upstream
 
-PINNED_TF = releases.Release("keras", releases.PINNED)
-PINNED_JAX = releases.Release("keras", releases.PINNED, "jax")
-PINNED_TORCH = releases.Release("keras", releases.PINNED, "torch")
-
-
-def test_the_dropout_leak_on_the_pinned_release():
-    found = upstream.outputs(PINNED_TF)[upstream.DROPOUT_LEAK]
-    assert (found["keras"], found["backend"]) == (releases.PINNED, "tensorflow")
-    seen = found["dropout_training_in_fit"]
-    # Functional: fit's training=True reaches the Dropout after the base; the base's fixed False stays inside it.
-    assert seen["after_functional_base"] == [True]
-    # Subclassed: the first call (fit building the model, None) then the traced step: the base call's False is
-    # left in the call context and the Dropout, called without `training`, inherits it.
-    assert seen["after_subclassed_base"] == [None, False, False]
+PINNED_TF = Column("keras", PINNED)
+PINNED_JAX = Column("keras", PINNED, "jax")
+PINNED_TORCH = Column("keras", PINNED, "torch")
 
 
-@pytest.mark.parametrize("release, applied", [(PINNED_TF, False), (PINNED_JAX, True), (PINNED_TORCH, True)])
-def test_the_trainable_assignment_is_ignored_on_tensorflow_only(release, applied):
-    if not releases.is_installed(release):
-        pytest.skip(f"{release.label} is not installed (companion variants install --releases)")
-    found = upstream.outputs(release)[upstream.TRAINABLE_IGNORED]
+def _installed(column: Column) -> Column:
+    if not install.is_installed(column):
+        pytest.skip(f"{column.label} is not installed (companion variants install --releases)")
+    return column
+
+
+@pytest.mark.parametrize("column, received", [(PINNED_TF, [True]), (variant_column("keras-nightly"), [False])],
+                         ids=lambda value: getattr(value, "key", str(value)))
+def test_the_dropout_leak(column, received):
+    found = upstream.outputs(_installed(column))[upstream.DROPOUT_LEAK]
+    assert (found["keras"], found["backend"]) == (column.version, "tensorflow")
+    # In a functional model, the pinned release passes fit's training=True to the Dropout after the base (its
+    # recorded False, resolved from Dropout.call's default when the model was built, is overridden); keras-nightly
+    # keeps what was recorded (the base's training=False, stashed in the call context for the layers after it).
+    assert found["dropout_training_in_fit"] == received
+
+
+@pytest.mark.parametrize("column, applied", [(PINNED_TF, False), (PINNED_JAX, True), (PINNED_TORCH, True)],
+                         ids=lambda value: getattr(value, "key", str(value)))
+def test_the_trainable_assignment_is_ignored_on_tensorflow_only(column, applied):
+    found = upstream.outputs(_installed(column))[upstream.TRAINABLE_IGNORED]
     assert found["base_trainable"] is True
     # Applied, the setter recurses and the two Dense layers' kernels and biases are trainable again: 2 * 2 = 4.
     # Ignored (TensorFlow's KerasAutoTrackable.__setattr__ returns early: True is the flag already held): 0.
@@ -41,7 +47,7 @@ def test_the_trainable_assignment_is_ignored_on_tensorflow_only(release, applied
 def test_the_second_script_run_alone_prints_what_it_printed_after_the_first():
     # In their shared process the trainable script runs after the Dropout one: alone, as `python script.py` a
     # reporter would run, it prints the same line.
-    alone = subprocess.run([sys.executable, str(upstream.TRAINABLE_IGNORED)], env=releases.environment(PINNED_TF),
+    alone = subprocess.run([sys.executable, str(upstream.TRAINABLE_IGNORED)], env=install.environment(PINNED_TF),
                            capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert json.loads(alone.stdout.strip().splitlines()[-1]) == upstream.outputs(PINNED_TF)[upstream.TRAINABLE_IGNORED]

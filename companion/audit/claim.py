@@ -1,5 +1,6 @@
-"""A claim of the audit: a statement about the flags, where it was read, the reading tested, and the check that says
-whether it held on one column of the version matrix; the building blocks those checks are made of.
+"""A claim of the audit: a statement about the flags, where it was read, the reading tested, the checks it rests on
+(objects of :mod:`companion.checks.registry`), the test that says whether it held in one column of the matrix, and
+the columns it speaks of (its scope).
 """
 
 from __future__ import annotations
@@ -7,7 +8,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from companion.checks.evidence import Training, Updates
+from companion.checks import evidence
+from companion.checks.check import Check
+from companion.checks.evidence import Training
+from companion.core.columns import EVERY_COLUMN, Scope
 
 SOURCES = {
     "SE question": "Data Science Stack Exchange, question 78053 ('what does training=True do?')",
@@ -17,10 +21,11 @@ SOURCES = {
     "MobileNetV2 2020": "TensorFlow tutorial 'Transfer learning and fine-tuning', tensorflow/docs adae1941 (2020)",
     "Xception 2020": "Keras guide 'Transfer learning & fine-tuning', keras-io guides/transfer_learning.py (2020)",
     "Keras 3 guide": "Keras guide 'Transfer learning & fine-tuning' as revised in 2024: the documentation change of "
-                     "keras-team/keras PR #20298 and a follow-up commit to it in keras-team/keras-io, which brought "
-                     "the wording 'set the BatchNormalization layers' trainable = False'; its end-to-end example "
-                     "still says the base keeps running in inference mode 'since we passed training=False' (C53). "
-                     "Quoted as the project's issues quote it: its text is not among the shared sources",
+                     "keras-team/keras PR #20298 and the follow-up commit keras-team/keras 09c133c (2024-09-27, in "
+                     "the keras repository's copy of the guide), which says to 'set layer.trainable = False on those "
+                     "layers specifically after unfreezing the outer model'; its end-to-end example still says the "
+                     "base keeps running in inference mode 'since we passed training=False' (C53). Its text is not "
+                     "among the shared sources: quoted from that commit",
 }
 # Authors a source quotes: their words are claims of theirs, read in the source that quotes them.
 QUOTED = {
@@ -51,19 +56,21 @@ NOT_TESTED = "not tested"
 
 
 class Untested(Exception):
-    """Raised by a check whose evidence, on this variant, does not test the claim's reading."""
+    """Raised by a claim's check whose evidence, in this column, does not test the claim's reading (e.g. layers
+    meant to run in inference mode that did not)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    id: str  # "C12": stable, cited by the chapters' markers
+    id: str  # "C12": stable, the anchor of its row on the audit page
     source: str  # a key of SOURCES or CHAPTERS: where the statement is read
-    quote: str  # brief quote, or a paraphrase in [brackets]
+    quote: str  # brief quote, or a paraphrase in [brackets]; for the book's own claims, the chapter's sentence
     reading: str  # the reading that was tested
-    evidence: tuple[str, ...]  # matrix row ids the check reads
-    check: Callable[[dict], bool]  # one variant's values (row id -> typed value) -> did the claim hold there?
+    evidence: tuple[Check, ...]  # the checks whose values the claim's check reads
+    check: Callable[[dict], bool]  # one column's values (check -> typed value) -> did the claim hold there?
     said_by: str = ""  # a key of QUOTED when the source quotes someone else's words
     why: str = ""  # why this reading, where the statement can be read several ways
+    scope: Scope = EVERY_COLUMN  # the columns the statement speaks of: its verdict is computed on those
 
     @property
     def speaker(self) -> str:
@@ -81,43 +88,26 @@ class Claim:
             return f"this book: {self.source}"
         return f"{self.said_by}, quoted in the {self.source}" if self.said_by else self.source
 
-
-def equals(row: str, expected) -> Callable[[dict], bool]:
-    return lambda v: v[row] == expected
+    def held(self, values: dict) -> bool | None:
+        """Whether the claim held in a column with these values; None where its evidence was not measured there
+        (not run, not applicable, not installed, its scenario raised) or does not test its reading
+        (:class:`Untested`). A step that raised inside a value (a field that is Failed) is part of the evidence."""
+        if any(evidence.unmeasured(values[c]) for c in self.evidence):
+            return None
+        try:
+            return bool(self.check(values))
+        except Untested:
+            return None
 
 
 def all_of(*checks: Callable[[dict], bool]) -> Callable[[dict], bool]:
     return lambda v: all(check(v) for check in checks)
 
 
-def no_bn_moved(row: str) -> Callable[[dict], bool]:
-    """An architecture row moved no BN layer's statistics."""
-    return lambda v: v[row].bn_moved.none
-
-
-def some_bn_moved(row: str) -> Callable[[dict], bool]:
-    return lambda v: v[row].bn_moved.changed > 0
-
-
-def all_kernels(row: str) -> Callable[[dict], bool]:
-    """An architecture row updated every one of its unfrozen kernels (at least one)."""
-    return lambda v: v[row].kernels_updated.all
-
-
-def has_bn(row: str) -> Callable[[dict], bool]:
-    return lambda v: v[row].bn_moved.total > 0
-
-
-def in_inference_mode(v: dict) -> Updates:
-    """What fit updated in a base whose BN received ``training=False`` (the custom-layer route); :class:`Untested`
-    where the base did not run in inference mode, so that no verdict rests on layers that were in training mode."""
-    if v["inference_mode_received"] is not Training.FALSE:
+def in_inference_mode(values: dict, check: Check) -> evidence.Phase:
+    """The fine-tuning phase of a check whose base's BatchNormalization layers received ``training=False`` (the
+    wrapper's call); :class:`Untested` where they did not, so that no verdict rests on layers in training mode."""
+    phase = values[check].fine_tuning
+    if phase.bn_received is not Training.FALSE:
         raise Untested("the base's layers did not receive training=False")
-    return v["inference_mode_updates"]
-
-
-def not_training_mode(row: str) -> Callable[[dict], bool]:
-    """Layers received False or None: not training mode."""
-    return lambda v: v[row] in (Training.FALSE, Training.NONE)
-
-
+    return phase

@@ -1,13 +1,14 @@
-"""The book audits itself: a chapter refers to one of its own claims with a visible marker next to the sentence
-(:data:`MARKER`); :func:`unsupported_statements` finds the sentences of a chapter's Markdown that state a behaviour
-of the flags without a glued number (a computed count, fraction, accuracy) or such a marker. A glued word ("moved",
-"honoured") is not support: it says what the sentence says without the count behind it. The tests fail on any.
+"""The book audits itself: every sentence of a chapter that states a behaviour of the flags is either one of the book's
+claims, registered by quotation (:mod:`companion.audit.book_claims`: its verdict is computed in every column of its
+scope), or backed by a glued number (a computed count, fraction, accuracy). :func:`unsupported_statements` finds the
+others; the tests fail on any. A glued word ("moved", "honoured") is not support: it says what the sentence says
+without the count behind it. A chapter may also link a claim (:data:`MARKER`) where a reader benefits from it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from companion.core import counts
 
@@ -38,7 +39,7 @@ def sentences(markdown: str) -> list[str]:
     units = []
     for block in re.split(r"\n\s*\n|\n(?=\s*(?:[-*+] |\d+\. |#|\|))", text):
         block = " ".join(line.strip() for line in block.splitlines() if not line.lstrip().startswith("%"))
-        units += [s for s in re.split(r"(?<=[.;!?])\s+(?=[A-Z`{(\[*])", block) if s.strip()]
+        units += [s for s in re.split(r"(?:(?<=[.;!?])|(?<=[.;!?]\*\*))\s+(?=[A-Z`{(\[*])", block) if s.strip()]
     return units
 
 
@@ -68,12 +69,40 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def unsupported_statements(markdown: str, glued: Mapping[str, object]) -> list[str]:
-    """The sentences that state a behaviour of the flags with neither a glued number nor a claim marker; ``glued``
-    is the executed chapter's glued values by name (:func:`companion.pages.chapters.glued_values`)."""
+_ROLE = re.compile(r"\{[\w:]+\}`([^`<]*?)\s*(?:<([^>`]*)>)?`")  # {ref}`the matrix <matrix-errors>`, {doc}`summary`
+
+
+def as_read(text: str) -> str:
+    """A chapter's sentence as a reader sees it on the page, for a table cell: its MyST roles as their text."""
+    return _ROLE.sub(lambda m: m.group(1) or m.group(2) or "", text)
+
+
+def normalised(text: str) -> str:
+    """``text`` as a registered sentence is compared: without claim links, its whitespace runs made single spaces."""
+    text = re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", MARKER.sub("", text))  # a list item's marker is not its text
+    return " ".join(text.split()).replace(" ()", "").replace(" .", ".")
+
+
+def unsupported_statements(markdown: str, glued: Mapping[str, object], registered: Iterable[str] = ()) -> list[str]:
+    """The sentences that state a behaviour of the flags and are neither ``registered`` (the chapter's claims' quotes)
+    nor backed by a glued number, nor a report of a claim they link (a source's statement, quoted with its claim);
+    ``glued`` is the executed chapter's glued values by name (:func:`companion.pages.chapters.glued_values`)."""
+    quotes = {normalised(quote) for quote in registered}
+
     def supported(sentence: str) -> bool:
-        return bool(MARKER.search(sentence)) or any(_is_number(glued.get(name)) for name in GLUE.findall(sentence))
+        return (normalised(sentence) in quotes or bool(MARKER.search(sentence))
+                or any(_is_number(glued.get(name)) for name in GLUE.findall(sentence)))
     return [s for s in sentences(markdown) if states_behaviour(s) and not supported(s)]
+
+
+def registered_in(markdown: str, quote: str) -> bool:
+    """Whether ``quote`` is one of the Markdown's sentences, word for word (whitespace and claim links aside)."""
+    return normalised(quote) in {normalised(sentence) for sentence in sentences(markdown)}
+
+
+def missing_claims(chapter: str, markdown: str, claims) -> list:
+    """The claims of ``chapter`` whose sentence is no longer one of its Markdown's sentences."""
+    return [claim for claim in claims if claim.source == chapter and not registered_in(markdown, claim.quote)]
 
 
 def markers(markdown: str) -> list[str]:

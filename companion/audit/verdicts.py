@@ -1,5 +1,6 @@
-"""The verdicts: each claim's check on every column of the version matrix, "holds", "fails" or "depends on the
-version" across them, the audit's tables and tallies.
+"""The verdicts: each claim's check in every column of its scope in the one matrix (:mod:`companion.versions.matrix`),
+"holds", "fails" or "depends on the version" across the columns where its evidence was measured, what the verdict
+supports in words, and the audit's tables and tallies.
 """
 
 from __future__ import annotations
@@ -8,62 +9,84 @@ import collections
 import dataclasses
 
 from companion.audit.book_claims import BOOK_CLAIMS
-from companion.audit.claim import DEPENDS, FAILS, HOLDS, NOT_TESTED, Claim, Untested
+from companion.audit.claim import DEPENDS, FAILS, HOLDS, NOT_TESTED, Claim
+from companion.audit.prose import as_read
 from companion.audit.source_claims import NOT_AUDITED, SOURCE_CLAIMS
+from companion.core.columns import Column
 from companion.core.tables import FactTable
-from companion.versions.matrix import Matrix
 
 CLAIMS = SOURCE_CLAIMS + BOOK_CLAIMS
-
 BY_ID = {claim.id: claim for claim in CLAIMS}
 
-# The page whose version matrix has a row for each check, each with an id (``Matrix.table(anchors=True)``): a claim's
+# The page whose matrix table has a row for each check, each with an id (``Matrix.table(anchors=True)``): a claim's
 # evidence links there, so the matrix is shown once in the book.
-EVIDENCE_PAGE = "keras3_surprise.html"
+EVIDENCE_PAGE = "keras_versions.html"
 
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     claim: Claim
-    per_variant: dict[str, bool | None]  # None: the evidence did not test the reading on that variant
+    per_column: dict[Column, bool | None]  # the columns of its scope; None: not measured or not tested there
+
+    def columns(self, outcome: bool | None) -> list[Column]:
+        """The columns where the claim held (True), failed (False), or was not measured or tested (None)."""
+        return [c for c, held in self.per_column.items() if held is outcome]
 
     @property
     def overall(self) -> str:
-        held = {value for value in self.per_variant.values() if value is not None}
+        held = {value for value in self.per_column.values() if value is not None}
         if not held:
             return NOT_TESTED
         return HOLDS if held == {True} else FAILS if held == {False} else DEPENDS
 
+    def supported(self, matrix) -> str:
+        """What the verdict supports, in words: "holds on every column of its scope", or where it held and failed."""
+        parts = [(f"holds in {matrix.in_words(self.columns(True))}" if self.columns(True) else ""),
+                 (f"fails in {matrix.in_words(self.columns(False))}" if self.columns(False) else ""),
+                 (f"not measured in {matrix.in_words(self.columns(None))}" if self.columns(None) else "")]
+        if self.overall == HOLDS and not self.columns(None):
+            return f"holds in {self.claim.scope.name}"
+        return "; ".join(part for part in parts if part)
 
-def _verdict_on(claim: Claim, values: dict) -> bool | None:
-    try:
-        return bool(claim.check(values))
-    except Untested:
-        return None
 
-
-def verdicts(matrix: Matrix, claims: list[Claim] | None = None) -> list[Verdict]:
-    return [Verdict(claim, {name: _verdict_on(claim, column["values"]) for name, column in matrix.columns.items()})
+def verdicts(matrix, claims: list[Claim] | None = None) -> list[Verdict]:
+    """Each claim judged in every column of ``matrix`` within its scope."""
+    return [Verdict(claim, {m.column: claim.held(m.values) if m.ran else None
+                            for m in matrix.measured if claim.scope(m.column)})
             for claim in (CLAIMS if claims is None else claims)]
 
 
-def _shown(value: bool | None) -> str:
-    return NOT_TESTED if value is None else HOLDS if value else FAILS
+def _cell(verdict: Verdict, column: Column) -> str:
+    if column not in verdict.per_column:
+        return "-"
+    held = verdict.per_column[column]
+    return "not run" if held is None else HOLDS if held else FAILS
 
 
-def verdict_table(results: list[Verdict], matrix: Matrix) -> FactTable:
-    """The audit's fact table; in HTML each claim's evidence links to the matrix rows that computed it (on
-    :data:`EVIDENCE_PAGE`), and each claim's row can be linked to (``#claim-C12``)."""
-    names = list(matrix.columns)
-    header = ["id", "said by", "claim", "reading tested", *map(matrix.label, names), "verdict", "evidence"]
+def verdict_table(results: list[Verdict], matrix) -> FactTable:
+    """Per claim, its verdict first, then one column per group of Keras columns where every claim's verdict is
+    alike ("-": outside the claim's scope); each claim's row can be linked to (``#claim-C12``)."""
+    groups: dict[tuple[str, ...], list[Column]] = {}
+    for column in matrix.columns:
+        groups.setdefault(tuple(_cell(v, column) for v in results), []).append(column)
+    header = ["id", "verdict", "said by", *(matrix.in_words(columns, short=True) for columns in groups.values())]
+    rows = [[v.claim.id, v.overall, v.claim.attribution, *(key[i] for key in groups)] for i, v in enumerate(results)]
+    return FactTable(header, rows, row_ids=[f"claim-{v.claim.id}" for v in results],
+                     caption=f"{len(matrix.columns)} columns; those where every claim's verdict is alike share one "
+                             f"({matrix.short_names})")
+
+
+def claims_table(results: list[Verdict], matrix) -> FactTable:
+    """Per claim: the statement, the reading tested, what its verdict supports, and its evidence (each check linked
+    to its row of the matrix on :data:`EVIDENCE_PAGE`)."""
     rows, links = [], {}
     for i, verdict in enumerate(results):
         claim = verdict.claim
         reading = claim.reading + (f" (Why this reading: {claim.why}.)" if claim.why else "")
-        rows.append([claim.id, claim.attribution, claim.quote, reading,
-                     *(_shown(verdict.per_variant[n]) for n in names), verdict.overall, ", ".join(claim.evidence)])
-        links[i, len(header) - 1] = [(row_id, f"{EVIDENCE_PAGE}#evidence-{row_id}") for row_id in claim.evidence]
-    return FactTable(header, rows, links=links, row_ids=[f"claim-{v.claim.id}" for v in results])
+        rows.append([claim.id, as_read(claim.quote), reading, verdict.supported(matrix),
+                     ", ".join(c.id for c in claim.evidence)])
+        links[i, 4] = [(c.id, f"{EVIDENCE_PAGE}#check-{c.id}") for c in claim.evidence]
+    return FactTable(["id", "statement", "reading tested", "verdict", "evidence"], rows, links=links)
 
 
 def not_audited_table() -> FactTable:

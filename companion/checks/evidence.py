@@ -5,8 +5,8 @@ A check returns a bool, an int, an enum member or one of the small frozen datacl
 verdicts and the chapters' sentences read these values, so rewording a table cannot change a verdict. Text is made
 only where a table is drawn (:func:`show`). :func:`to_json` and :func:`from_json` keep the types through the cache.
 
-This module uses only the standard library: the decisive checks (:mod:`companion.checks.decisive`) import it under any
-Keras and backend.
+This module uses only the standard library and the companion's formatter of values (:func:`companion.core.tables.show`),
+so the checks import it under any Keras and backend.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import dataclasses
 import enum
 from typing import Any, ClassVar
 
+from companion.core.tables import show
+
 # Every enum and dataclass that a check may return, by class name (how JSON names them).
 _TYPES: dict[str, type] = {}
 
@@ -22,21 +24,6 @@ _TYPES: dict[str, type] = {}
 def _register(cls: type) -> type:
     _TYPES[cls.__name__] = cls
     return cls
-
-
-def show(value: Any) -> str:
-    """The text a table shows for ``value``: yes/no for a bool, the plain text of everything else."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    return str(value)
-
-
-def listing(items: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    items = list(items)
-    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 @_register
@@ -80,73 +67,6 @@ class Fields:
 
 
 @dataclasses.dataclass(frozen=True)
-class Updates(Fields):
-    """What ``fit`` changed in a base: its BN moving statistics, its BN gamma/beta, its kernels."""
-
-    statistics: bool
-    affine: bool
-    kernels: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class Recompile(Fields):
-    """``trainable = False`` set after ``compile``: did ``fit`` update the layer, without and after a recompile?"""
-
-    without_recompile: bool | Failed  # Failed: fit raised (the JAX backend) instead of training or not
-    after_recompile: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class ByTraining(Fields):
-    """One yes/no under ``training=True`` and one under ``training=False``."""
-
-    training_true: bool
-    training_false: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictEvaluate(Fields):
-    """One yes/no for ``predict`` and one for ``evaluate``."""
-
-    predict: bool
-    evaluate: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class FrozenBase(Fields):
-    """``fit`` with the base frozen: were its kernels / its BN statistics updated?"""
-
-    kernels: bool
-    statistics: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainableWeights(Fields):
-    """Trainable weights of a frozen base and of the tutorial model around it."""
-
-    base: int
-    model: int
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchNormVariables(Fields):
-    """What a BatchNormalization layer stores per channel, and which of its variables are trainable."""
-
-    parameters_per_channel: int
-    moving_statistics_non_trainable: bool
-    gamma_beta_trainable: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class AutoScale(Fields):
-    """The Keras FAQ's AutoScaleDropout: trainable weights, drops in training mode, ``fit`` moved its scale."""
-
-    trainable_weights: int
-    drops_in_training: bool
-    fit_moved_scale: bool
-
-
-@dataclasses.dataclass(frozen=True)
 class Count(Fields):
     """``changed`` of ``total`` things."""
 
@@ -167,14 +87,82 @@ class Count(Fields):
 
 
 @dataclasses.dataclass(frozen=True)
-class FineTuneCounts(Fields):
-    """Fine-tuning a real architecture: BN layers whose statistics moved, kernels that were updated."""
+class ByTraining(Fields):
+    """One yes/no under ``training=True`` and one under ``training=False``."""
 
-    bn_moved: Count
-    kernels_updated: Count
+    training_true: bool
+    training_false: bool
 
-    def __str__(self) -> str:
-        return f"{self.bn_moved} BN moved, {self.kernels_updated} kernels updated"
+
+@dataclasses.dataclass(frozen=True)
+class PredictEvaluate(Fields):
+    """One yes/no for ``predict`` and one for ``evaluate``."""
+
+    predict: bool
+    evaluate: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainableWeights(Fields):
+    """Trainable weights of a frozen base and of the tutorial model around it."""
+
+    base: int
+    model: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormVariables(Fields):
+    """What a BatchNormalization layer stores per channel, and which of its variables are trainable."""
+
+    parameters_per_channel: int
+    moving_statistics_non_trainable: bool
+    gamma_beta_trainable: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormCall(Fields):
+    """One call of a BatchNormalization layer: which statistics normalised the batch, and whether the call moved the
+    moving statistics."""
+
+    normalised_with: Statistics
+    statistics_moved: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class DropoutOutput(Fields):
+    """What a Dropout-like layer made of inputs of ones: the fraction zeroed and the distinct surviving values."""
+
+    fraction_zeroed: float
+    survivor_values: tuple[float, ...]
+
+    @property
+    def identity(self) -> bool:
+        return self.fraction_zeroed == 0.0 and self.survivor_values == (1.0,)
+
+    def inverted(self, rate: float, tolerance: float = 0.02) -> bool:
+        """About ``rate`` of the inputs zeroed and every survivor scaled by exactly ``1/(1-rate)``."""
+        return abs(self.fraction_zeroed - rate) < tolerance and self.survivor_values == (round(1 / (1 - rate), 5),)
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoScale(Fields):
+    """The Keras FAQ's AutoScaleDropout: trainable weights, drops in training mode, ``fit`` moved its scale, ``fit``
+    ran it in training mode."""
+
+    trainable_weights: int
+    drops_in_training: bool
+    fit_moved_scale: bool
+    fit_ran_training_mode: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Serving(Fields):
+    """A model with augmentation inside, called outside ``fit``: did the augmentation run, did BatchNormalization
+    statistics move, did the Dropout run in training mode?"""
+
+    augmented: bool
+    statistics_moved: bool
+    dropout: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,13 +216,10 @@ def values_from_json(data: dict) -> dict[str, Any]:
     return {key: from_json(item) for key, item in data.items()}
 
 
-# --- The architecture checks (companion.suite.architectures) ------------------------------------------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class NotApplicable(Fields):
-    """A check, or a part of one, that does not apply here: why (KerasHub needs a newer Keras, a column where the
-    row does not run, a base with no Dropout inside). A table cell says "not applicable"; the reason is for a list."""
+    """A check, or a part of one, that does not apply here: why (KerasHub needs a newer Keras, a base with no Dropout
+    inside). A table cell says "not applicable"; the reason is for a list."""
 
     reason: str
 
@@ -243,21 +228,87 @@ class NotApplicable(Fields):
 
 
 @dataclasses.dataclass(frozen=True)
-class BaseOutcome(Fields):
-    """Training a model around a base: the base's BatchNormalization layers (found through its weights), how many
-    of them the remedy froze, how many whose moving statistics moved; whether BN gamma/beta and the base's kernels
-    were updated; whether a Dropout (or stochastic depth) inside the base, and the Dropout after it, ran in training
-    mode (not applicable where there is none)."""
+class NotRun(Fields):
+    """A check outside the columns it runs in (:attr:`companion.checks.check.Check.scope`): why."""
 
-    batch_norm: int
-    frozen: int
-    statistics_moved: int
-    affine_updated: bool
-    kernels_updated: bool
+    reason: str
+
+    def __str__(self) -> str:
+        return "not run"
+
+
+@dataclasses.dataclass(frozen=True)
+class NotInstalled(Fields):
+    """A column whose Keras or backend is not installed here: what to install."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return "not installed"
+
+
+def unmeasured(value) -> bool:
+    """A value that says the check did not measure: not run, not applicable, not installed, or raised."""
+    return isinstance(value, (NotRun, NotApplicable, NotInstalled, Failed))
+
+
+# --- The timing of a trainable change, and the optimizer ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainableTiming(Fields):
+    """``trainable = False`` set on a layer at four moments: was it honoured by the next ``fit`` (or did it raise)?"""
+
+    before_first_fit: bool | Failed
+    after_fit: bool | Failed
+    after_make_train_function: bool | Failed
+    after_recompile: bool | Failed
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerReuse(Fields):
+    """The base unfrozen after phase 1, then compiled with phase 1's optimizer instance, or its train step made again
+    without compiling, or compiled with a new optimizer: did fit train the base?"""
+
+    same_instance: bool | Failed  # Failed("... Unknown variable ..."): the optimizer refused the base
+    make_train_function: bool | Failed
+    new_instance: bool | Failed
+
+
+# --- Fine-tuning (companion.checks.fine_tuning) ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase(Fields):
+    """One phase of the tutorials' fine-tuning (a compile and a training step) on a model around a base: the
+    base's BatchNormalization layers whose moving statistics moved (found through their variables, at any depth),
+    whether their gamma/beta moved, the base's kernels and biases updated of those trainable, the ``training`` value
+    its BatchNormalization layers received, and whether its own Dropout and the head's Dropout ran in training mode
+    (not applicable where there is none)."""
+
+    statistics: Count
+    affine: bool
+    kernels: Count
+    bn_received: Training | NotApplicable
     dropout_inside: bool | NotApplicable
     dropout_after: bool | NotApplicable
 
     def __str__(self) -> str:
-        return (f"BN {self.statistics_moved} of {self.batch_norm} moved ({self.frozen} frozen), gamma/beta "
-                f"{show(self.affine_updated)}, kernels {show(self.kernels_updated)}, Dropout inside "
-                f"{show(self.dropout_inside)}, after {show(self.dropout_after)}")
+        dropouts = ", ".join(f"{name} {'on' if value else 'off'}" for name, value in (
+            ("Dropout in", self.dropout_inside), ("after", self.dropout_after)) if isinstance(value, bool))
+        return (f"BN {self.statistics} moved, gamma/beta {show(self.affine)}, kernels {self.kernels} trained"
+                + (f"; {dropouts}" if dropouts else ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuned(Fields):
+    """The tutorials' two phases: the base frozen, then fine-tuned; and how many BatchNormalization layers the remedy
+    froze before fine-tuning (0 without it)."""
+
+    frozen_phase: Phase
+    fine_tuning: Phase
+    remedy_froze: int
+
+    def __str__(self) -> str:
+        return f"frozen: {self.frozen_phase}. Fine-tuned: {self.fine_tuning}" + (
+            f" (remedy froze {self.remedy_froze})" if self.remedy_froze else "")

@@ -163,11 +163,12 @@ class Folder:
     ``recovered`` lists, in words, each kept file that could not be read and was moved aside.
     """
 
-    def __init__(self, path: Path, key: dict):
+    def __init__(self, path: Path, key: dict, code: str | None = None):
+        """``code``: a fingerprint of the code the kept results depend on (default: all of the companion's)."""
         self.path = Path(path)
         self.recovered: list[str] = []
         # Through JSON and back, so that it compares equal to the stored copy (tuples become lists).
-        self.key = json.loads(json.dumps({**key, "code": code_fingerprint()}))
+        self.key = json.loads(json.dumps({**key, "code": code or code_fingerprint()}))
         if self.path.exists() and self._stored_key() != self.key:
             if not (self.path / "key.json").exists() and any(self.path.iterdir()):
                 # Not a folder of kept results (those always hold key.json): someone's files, left as they are.
@@ -180,12 +181,12 @@ class Folder:
 
     @classmethod
     @contextlib.contextmanager
-    def locked(cls, path: Path, key: dict):
+    def locked(cls, path: Path, key: dict, code: str | None = None):
         """The folder (emptied where its key changed, as the constructor does) with its lock held
         (:func:`exclusive`): for the code that reads a kept result or else computes and keeps it, so that two
         processes compute it once."""
         with exclusive(path):
-            yield cls(path, key)
+            yield cls(path, key, code)
 
     @classmethod
     def existing(cls, path: Path) -> Folder:

@@ -1,8 +1,8 @@
 """One way to run code under another Keras: a function of the companion called in a child process whose environment
 imports the wanted Keras variant or release (:func:`companion.core.variants.environment`,
-:func:`companion.versions.releases.environment`).
+:func:`companion.versions.install.environment`).
 
-The caller names the function (``"companion.checks.questions:measured"``) and its keyword arguments (JSON values);
+The caller names the function (``"companion.versions.matrix:measured"``) and its keyword arguments (JSON values);
 the child (``python -m companion.core.child``) imports it, calls it, and writes what it returned, as JSON, to a file
 the caller reads back: nothing is parsed out of what the child prints. A long function reports progress with
 :func:`step`, which advances the caller's ``on_step`` (a progress bar). A child that fails raises
@@ -101,13 +101,16 @@ def two_at_a_time(function, items: list, desc: str, progress: bool = True) -> li
     progress bar; the results in the order of ``items``."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm.auto import tqdm
-
-    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=len(items), desc=desc, disable=not progress) as bar:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(function, item) for item in items]
-        for future in futures:
-            future.add_done_callback(lambda _: bar.update(1))
-        return [future.result() for future in futures]
+        if not progress:  # tqdm is imported only to draw a bar: in a notebook it warns when it cannot draw one
+            return [future.result() for future in futures]
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(items), desc=desc) as bar:
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update(1))
+            return [future.result() for future in futures]
 
 
 def step() -> None:

@@ -25,8 +25,8 @@ STYLE = ASSETS / "book.mplstyle"
 _STYLE_SETTINGS = matplotlib.rc_params_from_file(STYLE, fail_on_error=True, use_default_template=True)
 COLORS = _STYLE_SETTINGS["axes.prop_cycle"].by_key()["color"]
 WIDTH = _STYLE_SETTINGS["figure.figsize"][0]
-# Keras variants side by side (purple, brown, grey): colours no way of fine-tuning has (recipes.Way.color takes the
-# cycle's first three), so that blue, orange and green keep one meaning each across the book.
+# Keras variants side by side (purple, brown, grey): colours no way of fine-tuning has (companion.checks.ways gives
+# each way one of the others), so that a way's colour keeps one meaning across the book.
 VARIANT_COLORS = (COLORS[4], COLORS[5], COLORS[7])
 # PNG text chunk that records a figure's smallest text, in pixels of the PNG: the browser test scales it by the
 # width the page shows the image at, to check that every figure's text stays readable.
@@ -160,7 +160,7 @@ def bn_drift(drifts: dict[str, list[float]], layer_names: list[str], title: str)
 
 def series_color(key, index: int) -> str:
     """A series' colour: a way of fine-tuning keeps its own on every figure (its ``color``, see
-    :class:`companion.tutorials.recipes.Way`); any other series takes the style's cycle in order."""
+    :class:`companion.checks.ways.Way`); any other series takes the style's cycle in order."""
     return getattr(key, "color", None) or COLORS[index % len(COLORS)]
 
 

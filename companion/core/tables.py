@@ -6,12 +6,29 @@ Both renderings are deterministic, so a fact cell's committed output is a stable
 
 from __future__ import annotations
 
+import enum
 import html
 import itertools
 import textwrap
 
 TEXT_WIDTH = 116  # characters: a notebook's text output, and the fact outputs nbval compares
 NARROWEST_COLUMN = 12  # wrapping never makes a column narrower than this
+
+
+def show(value) -> str:
+    """The text a table shows for ``value``: yes/no for a bool, the value of an enum, the plain text of the rest. The
+    companion's one formatter of values."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def listing(items) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = [str(item) for item in items]
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class FactTable:

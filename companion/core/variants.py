@@ -42,7 +42,8 @@ VARIANTS = {
             "keras-nightly",
             "keras-nightly==3.16.0.dev2026102704",
             False,
-            "Keras 3 development build (master after PR #23364)",
+            "Keras 3 development build of the main branch, after PR #23364 (a functional model keeps a training value "
+            "written for a layer) and PR #23166 (an augmentation layer's default training stays its own)",
         ),
         Variant("tf-keras", "tf-keras==2.21.0", True, "Keras 2 line, as tf.keras was before TF 2.16"),
     )
@@ -133,7 +134,7 @@ def install(variant: Variant) -> Path:
 
 
 def side_folders() -> set[str]:
-    """Every folder a side-installed variant lives in (see also :func:`companion.versions.releases.folders`)."""
+    """Every folder a side-installed variant lives in (see also :func:`companion.versions.install.folders`)."""
     return {str(install_folder(v)) for v in VARIANTS.values() if v.requirement}
 
 

@@ -1,4 +1,4 @@
-"""What the two flags did: the one layer walker and the remedy applied to a model (models), the modes each layer ran
-in (modes), the probes that watch a reader's plain Keras (probes), the one-step model report (report), and the
-AutoScaleDropout layer the 2019 tutorial's claim is checked with (layers).
+"""Measuring what the two flags did to any model, under any Keras and backend: the one layer walker (walk), the one
+remedy (remedy), the one recorder of the modes layers ran in (modes), the one snapshot and the probes that watch a
+reader's plain Keras (probes), and the one-step model report (report).
 """

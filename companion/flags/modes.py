@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 from typing import Callable, Iterator
 
 import numpy as np
 
-from companion.flags.models import is_batch_norm, is_dropout, walk_layers
+from companion.flags.walk import is_batch_norm, is_dropout, walk_layers
 
 
 def takes_training_argument(layer) -> bool:
@@ -53,7 +54,9 @@ class ModeRecorder:
     """Records the ``training`` argument that layers' ``call`` receives, inside a ``with`` block.
 
     It wraps the ``call`` of every layer reachable from ``model`` (see :func:`walk_layers`) that ``select``
-    accepts, by default every layer whose ``call`` takes a ``training`` argument, and unwraps them on exit.
+    accepts, by default every layer whose ``call`` takes a ``training`` argument, and unwraps them on exit. Calls
+    Keras makes to build or infer shapes (on symbolic ``KerasTensor`` inputs, or in Keras 3's symbolic scope, as
+    ``fit`` does once with ``training=False`` before its first step) are not recorded: they compute nothing.
     Inside ``fit`` a value is recorded when Keras traces the step function, which is when the mode is decided;
     a step function traced before the block records nothing (:mod:`companion.flags.report` retraces for that).
     While ``active`` is False calls are not recorded (see :meth:`recording`).
@@ -97,13 +100,22 @@ class ModeRecorder:
 
         @functools.wraps(original)
         def call(*args, **kwargs):
-            if self.active:
+            if self.active and not _symbolic(args, kwargs):
                 value = _training_flag(_bound_training(signature, default, args, kwargs))
                 if value not in record:
                     record.append(value)
             return original(*args, **kwargs)
 
         return call
+
+
+def _symbolic(args, kwargs) -> bool:
+    """Whether a call runs on symbolic inputs to build a model or infer its shapes, not on data: a ``KerasTensor``
+    among the inputs, or Keras 3's symbolic scope (its ``compute_output_spec`` traces backend tensors in it)."""
+    if any(type(value).__name__ == "KerasTensor" for value in (*args, *kwargs.values())):
+        return True
+    scope = sys.modules.get("keras.src.backend.common.symbolic_scope")  # loaded with Keras 3, absent with tf-keras
+    return bool(scope and getattr(scope, "in_symbolic_scope", lambda: False)())
 
 
 def _bound_training(signature: inspect.Signature, default, args, kwargs):
@@ -123,6 +135,21 @@ def _training_flag(training):
         return bool(np.asarray(training))
     except Exception:  # a symbolic tensor: the mode is only known at run time
         return "symbolic"
+
+
+@contextlib.contextmanager
+def recording_steps(model, recorder: ModeRecorder) -> Iterator[None]:
+    """Inside the block, ``recorder`` records only while ``fit`` runs a training step (the model's ``train_step``),
+    not the calls Keras makes before the first step to build the model or infer its shapes (with ``training=False``,
+    on every Keras 3 release)."""
+    original = model.train_step
+
+    def train_step(*args, **kwargs):
+        with recorder.recording():
+            return original(*args, **kwargs)
+
+    with replaced_attribute(model, "train_step", train_step):
+        yield
 
 
 def layer_kind(layer) -> str:

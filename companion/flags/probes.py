@@ -9,12 +9,12 @@ steps, a ``train_on_batch``), and reports
 - which ``training`` value each Dropout and BatchNormalization layer's ``call`` received, i.e. whether it
   ran in training mode.
 
-The mechanism is shared with :mod:`companion.flags.report`: :func:`companion.flags.models.walk_layers` reaches every layer of a
-model (nested models, layers held as attributes of custom layers, each shared layer once) and
-:class:`companion.flags.modes.ModeRecorder` wraps the ``call`` of the layers it selects to record the ``training`` value
-each receives.
+The mechanism is shared with :mod:`companion.flags.report` and every check of :mod:`companion.checks`:
+:func:`companion.flags.walk.walk_layers` reaches every layer of a model (nested models, layers held as attributes of
+custom layers, each shared layer once), :class:`Snapshot` is the one snapshot-and-compare of a model's variables, and
+:class:`companion.flags.modes.ModeRecorder` the one recorder of the ``training`` value each layer's ``call`` receives.
 
-Every fact table in the book is computed from these reports. The probe works with Keras 3 and ``tf_keras``.
+The probe works with Keras 3 on any backend and with ``tf_keras``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from companion.core.variants import load_keras
-from companion.flags.models import children, is_batch_norm, walk_layers
 from companion.flags.modes import (
     STEP_FUNCTIONS,
     ModeRecorder,
@@ -37,12 +35,16 @@ from companion.flags.modes import (
     steps_set_aside,
     traced_step_trains_other_variables,
 )
+from companion.flags.walk import children, is_batch_norm, walk_layers
 
 KERNELS = "kernels and biases"
 BN_AFFINE = "BN gamma/beta"
 BN_MOVING = "BN moving statistics"
 OTHER_STATE = "other non-trainable state"
 KINDS = (KERNELS, BN_AFFINE, BN_MOVING, OTHER_STATE)
+# The names Keras gives a BatchNormalization layer's moving statistics: a variable so named counts as BN statistics
+# whoever owns it (a hand-written normalisation layer's statistics move like BatchNormalization's).
+STATISTICS = ("moving_mean", "moving_variance")
 
 
 # --- Variables and their changes --------------------------------------------------------------------------------
@@ -82,7 +84,7 @@ def tracked_variables(model) -> list[TrackedVariable]:
             if id(variable) in seen:
                 continue
             seen.add(id(variable))
-            if id(variable) in moving:
+            if id(variable) in moving or _short_name(variable) in STATISTICS:
                 kind = BN_MOVING
             elif id(variable) in affine:
                 kind = BN_AFFINE
@@ -91,6 +93,12 @@ def tracked_variables(model) -> list[TrackedVariable]:
             else:
                 kind = OTHER_STATE
             result.append(TrackedVariable(layer.name, _short_name(variable), kind, variable, path))
+    for variable in getattr(model, "weights", []):  # owned by no layer the walk reached
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            name = _short_name(variable)
+            kind = BN_MOVING if name in STATISTICS else KERNELS if variable.trainable else OTHER_STATE
+            result.append(TrackedVariable(model.name, name, kind, variable))
     return result
 
 
@@ -119,19 +127,9 @@ def to_numpy(variable) -> np.ndarray:
     """A copy of ``variable``'s value as a numpy array, on any backend.
 
     ``Variable.numpy()`` is Keras 3's own API on every backend (``np.array(self)`` on JAX, the tensor's value
-    under TensorFlow) and tf_keras'; it avoids TensorFlow's ``__array__``, which numpy 2 warns about. Anything
-    else goes through ``keras.ops.convert_to_numpy`` where it exists, else ``np.asarray``.
+    under TensorFlow) and tf_keras'; it avoids TensorFlow's ``__array__``, which numpy 2 warns about.
     """
-    if hasattr(variable, "numpy"):
-        value = variable.numpy()
-    else:
-        ops = getattr(load_keras(), "ops", None)
-        value = ops.convert_to_numpy(variable) if hasattr(ops, "convert_to_numpy") else np.asarray(variable)
-    return np.array(value, copy=True)
-
-
-def snapshot(tracked: list[TrackedVariable]) -> list[np.ndarray]:
-    return [to_numpy(t.variable) for t in tracked]
+    return np.array(variable.numpy() if hasattr(variable, "numpy") else variable, copy=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +164,7 @@ class VariableChange:
 
 
 def measure_changes(tracked: list[TrackedVariable], before: list[np.ndarray]) -> list[VariableChange]:
-    """Each tracked variable's change since ``before`` (see :func:`snapshot`)."""
+    """Each tracked variable's change since ``before`` (their values then, in the same order)."""
     changes = []
     for t, old in zip(tracked, before):
         new = to_numpy(t.variable).astype(np.float64)
@@ -214,6 +212,26 @@ class VariableChanges:
         total = collections.Counter(v.kind for v in self.variables)
         changed = collections.Counter(v.kind for v in self.changed())
         return {kind: (changed[kind], total[kind]) for kind in KINDS if total[kind]}
+
+
+class Snapshot(VariableChanges):
+    """Every variable of a model or layer (:func:`tracked_variables`) and its value now; :attr:`variables` gives each
+    one's change since then, whenever it is read::
+
+        snapshot = probes.Snapshot(model)
+        model.fit(x, y)
+        snapshot.changed(probes.BN_MOVING)
+
+    The one snapshot-and-compare of the companion: the probes, the model report, the checks and the runner's
+    drift all measure with it."""
+
+    def __init__(self, model):
+        self.tracked = tracked_variables(model)
+        self.before = [to_numpy(t.variable) for t in self.tracked]
+
+    @property
+    def variables(self) -> list[VariableChange]:
+        return measure_changes(self.tracked, self.before)
 
 
 def ran_in_training_mode(values) -> bool | None:
@@ -275,15 +293,14 @@ def watching(model, select: Callable[[object], bool] = is_batch_norm_or_dropout)
     the old flags' variables) is kept, as the reader's code would run it, and the report says that modes may be
     unseen (``traced_before``).
     """
-    tracked = tracked_variables(model)
-    before = snapshot(tracked)
+    snapshot = Snapshot(model)
     watched = Watched()
     keep = traced_step_trains_other_variables(model)
     traced_before = keep and any(getattr(model, name, None) is not None for name in STEP_FUNCTIONS)
     with ModeRecorder(model, select) as recorder, steps_set_aside(model, () if keep else STEP_FUNCTIONS):
         yield watched
     watched.report = ProbeReport(
-        variables=measure_changes(tracked, before),
+        variables=snapshot.variables,
         modes={name: tuple(values) for name, values in recorder.modes.items()},
         layer_kinds={layer.name: layer_kind(layer) for layer in recorder.layers},
         traced_before=traced_before,

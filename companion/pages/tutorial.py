@@ -19,17 +19,20 @@ import time
 from typing import Iterator
 
 from companion import audit
+from companion.checks import ways
+from companion.checks.ways import Way
 from companion.core import cache, plots
 from companion.core.tables import FactTable
 from companion.core.variants import versions
-from companion.flags import models
+from companion.flags.walk import children, is_batch_norm, iter_layers
 from companion.pages.notebook import Run, glue_figure, glue_values, weights_line
 from companion.training import runner
 from companion.tutorials import recipes, setups
 from companion.tutorials.results import FineTuneResult, History, Phase1Result, RunResult
 
 STAGES = {"phase 1": lambda result: result.phase1.validation_accuracy,
-          "fine-tuned with the remedy": lambda result: result.fine_tuning[recipes.Way.BN_FROZEN].validation_accuracy}
+          "fine-tuned with the remedy": lambda result: next(
+              tuned.validation_accuracy for way, tuned in result.fine_tuning.items() if way.remedy)}
 
 
 class Page:
@@ -42,7 +45,7 @@ class Page:
         self.data: runner.Data | None = None
         self.phase1_result: Phase1Result | None = None
         self.trained_phase1: runner.Phase1 | None = None  # phase 1's result and weights, for the experiment
-        self.fine_tuned: dict[recipes.Way, FineTuneResult] = {}
+        self.fine_tuned: dict[Way, FineTuneResult] = {}
 
     def weights_note(self):
         """The line every page that trains on these weights carries (:func:`companion.pages.notebook.weights_line`)."""
@@ -94,13 +97,11 @@ class Page:
         self.trained_phase1 = runner.Phase1(self.phase1_result, base.get_weights(), head.get_weights())
 
     @contextlib.contextmanager
-    def fine_tuning(self, way: recipes.Way, model, base) -> Iterator[runner.FineTuningRecorder]:
+    def fine_tuning(self, way: Way, model, base) -> Iterator[runner.FineTuningRecorder]:
         """Around one way of fine-tuning's ``fit``, which must be given ``callbacks=recorder.callbacks``: accuracy
         after the profile's early batches and at the end, and what happened to ``base``'s BatchNormalization."""
-        way = recipes.Way(way)
-        base_called_with = recipes.fine_tuning_variants(self.recipe)[way].base_call
-        recorder = runner.FineTuningRecorder(way, base_called_with, base, self._loaded(),
-                                             self.recipe.accuracy_threshold, self.run.profile.early_batches)
+        recorder = runner.FineTuningRecorder(way, base, self._loaded(), self.recipe.accuracy_threshold,
+                                             self.run.profile.early_batches)
         yield recorder
         if not recorder.drift.mean:
             raise RuntimeError(f"{way}: the fit inside the block did not get callbacks=recorder.callbacks")
@@ -151,8 +152,9 @@ class Page:
             "published_tuned": self.recipe.published_validation_accuracy[1],
         }
         for way, tuned in result.fine_tuning.items():
-            values.update({f"acc_{way.key}": tuned.validation_accuracy, f"test_{way.key}": tuned.test_accuracy,
-                           f"moved_{way.key}": tuned.bn_layers_moved, "bn_layers": len(tuned.bn_layers)})
+            key = glue_key(self.recipe, way)
+            values.update({f"acc_{key}": tuned.validation_accuracy, f"test_{key}": tuned.test_accuracy,
+                           f"moved_{key}": tuned.bn_layers_moved, "bn_layers": len(tuned.bn_layers)})
         glue_values(values)
         return values
 
@@ -166,9 +168,9 @@ class Page:
         stages = [("before training", result.phase1.validation_accuracy_initial, None, [], None, None),
                   ("after phase 1", result.phase1.validation_accuracy, result.phase1.test_accuracy, [],
                    targets.get("phase 1"), published and published[0])]
-        stages += [(f"fine-tuned: {way}", tuned.validation_accuracy, tuned.test_accuracy,
+        stages += [(f"fine-tuned: {self.recipe.way_label(way)}", tuned.validation_accuracy, tuned.test_accuracy,
                     [p.validation_accuracy for p in tuned.early],
-                    targets.get("fine-tuned with the remedy") if way == recipes.Way.BN_FROZEN else None,
+                    targets.get("fine-tuned with the remedy") if way.remedy else None,
                     published and published[1])
                    for way, tuned in result.fine_tuning.items()]
         early = ", ".join(str(b) for b in self.run.profile.early_batches)
@@ -183,11 +185,11 @@ class Page:
         """A fact table: per way of fine-tuning, how the base was called and how many BN layers were trainable and
         moved (counts: the same on every run of the same Keras); its caption names the ``claim`` of the claims
         audit it tests."""
-        rows = [[way, tuned.base_called_with, f"{tuned.bn_layers_trainable} of {len(tuned.bn_layers)}",
+        rows = [[self.recipe.way_label(way), f"{tuned.bn_layers_trainable} of {len(tuned.bn_layers)}",
                  tuned.bn_layers_moved, ", ".join(str(p.bn_layers_moved) for p in tuned.early)]
                 for way, tuned in result.fine_tuning.items()]
         early = ", ".join(str(b) for b in self.run.profile.early_batches)
-        return FactTable(["fine-tuning", "base called with", "BN layers trainable", "BN layers whose statistics moved",
+        return FactTable(["fine-tuning", "BN layers trainable", "BN layers whose statistics moved",
                           f"moved after {early} batches"], rows,
                          caption=f"On this page's Keras; {claim} of the claims audit, checked there per Keras variant, "
                                  f"reads: {audit.BY_ID[claim].reading}")
@@ -208,10 +210,15 @@ class Page:
             glue_figure(key, figure)
 
 
+def glue_key(recipe: recipes.Recipe, way: Way) -> str:
+    """A way's key in a page's glue names: ``written`` for the recipe's own, ``remedy`` for it with the remedy added,
+    else :attr:`Way.key`."""
+    return {recipe.way: "written", ways.with_remedy(recipe.way): "remedy"}.get(way, way.key)
+
+
 def _base_and_head(model):
     """The pretrained base (the one nested model) and the head's last ``Dense`` of a tutorial's model."""
-    nested = [layer for layer in models.children(model)
-              if any(models.is_batch_norm(inner) for inner in models.iter_layers(layer))]
+    nested = [layer for layer in children(model) if any(is_batch_norm(inner) for inner in iter_layers(layer))]
     head = model.layers[-1]
     if len(nested) != 1 or type(head).__name__ != "Dense":
         raise ValueError("a tutorial's model is the pretrained base (one nested model with BatchNormalization) "
@@ -229,7 +236,7 @@ RECIPE_KEYS = {"MobileNetV2 2019": "m19", "MobileNetV2 2020": "m20", "Xception 2
 def comparison_table(results: dict[str, RunResult]) -> FactTable:
     """Validation accuracy of several recipes (recipe name -> result): after phase 1, after the first early
     batches of fine-tuning and at its end, per way of fine-tuning."""
-    rows = [[name, way, f"{result.phase1.validation_accuracy:.3f}",
+    rows = [[name, recipes.get(name).way_label(way), f"{result.phase1.validation_accuracy:.3f}",
              ", ".join(f"{p.validation_accuracy:.3f}" for p in tuned.early), f"{tuned.validation_accuracy:.3f}"]
             for name, result in results.items() for way, tuned in result.fine_tuning.items()]
     batches = next(iter(next(iter(results.values())).fine_tuning.values())).early
@@ -240,8 +247,8 @@ def comparison_table(results: dict[str, RunResult]) -> FactTable:
 def batch_norm_comparison(results: dict[str, RunResult]) -> FactTable:
     """A fact table: per recipe and way of fine-tuning, how the base was called and how many of its BN layers were
     trainable and moved."""
-    return FactTable(["recipe", "fine-tuning", "base called with", "BN layers trainable", "BN layers moved"],
-                     [[name, way, tuned.base_called_with, f"{tuned.bn_layers_trainable} of {len(tuned.bn_layers)}",
+    return FactTable(["recipe", "fine-tuning", "BN layers trainable", "BN layers moved"],
+                     [[name, recipes.get(name).way_label(way), f"{tuned.bn_layers_trainable} of {len(tuned.bn_layers)}",
                        tuned.bn_layers_moved]
                       for name, result in results.items() for way, tuned in result.fine_tuning.items()])
 
@@ -251,7 +258,7 @@ def comparison_values(results: dict[str, RunResult]) -> dict:
     values = {}
     for name, result in results.items():
         for way, tuned in result.fine_tuning.items():
-            key = f"{RECIPE_KEYS[name]}_{way.key}"
+            key = f"{RECIPE_KEYS[name]}_{glue_key(recipes.get(name), way)}"
             values[f"moved_{key}"] = tuned.bn_layers_moved
             values[f"acc_{key}"] = tuned.validation_accuracy
         values[f"bn_layers_{RECIPE_KEYS[name]}"] = len(next(iter(result.fine_tuning.values())).bn_layers)

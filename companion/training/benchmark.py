@@ -13,10 +13,11 @@ import time
 import numpy as np
 
 from companion import data
+from companion.checks import models
+from companion.checks.ways import Call
 from companion.core.profiles import Profile
 from companion.core.tables import FactTable
 from companion.core.variants import load_keras
-from companion.flags import models
 from companion.tutorials import backbones
 
 REQUIRED_RATIO = 5.0
@@ -63,7 +64,7 @@ def run(profile: Profile, batch_size: int = 32, seed: int = 0) -> Benchmark:
     splits = data.load_splits((size, size), batch_size, seed, limit_per_class=profile.images_per_class)
     pipeline = data.pipeline_images_per_second(splits.train)
     base = backbones.load(profile.weights, "MobileNetV2", size)
-    model = models.transfer_model(base, base_training=False, dropout=0.2, pool=True)
+    model = models.tutorial_model(keras, base, Call.TRAINING_FALSE, pool=True, dropout=0.2)
     training = {}
     for setting, trainable in (("base frozen", False), ("base unfrozen", True)):
         base.trainable = trainable

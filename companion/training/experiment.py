@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from companion.checks import ways as ways_module
+from companion.checks.ways import Way
 from companion.core import cache, child, profiles, statistics, variants
 from companion.core.profiles import ExperimentPlan, Profile
 from companion.core.statistics import Finding, PairedDifference
@@ -36,12 +38,11 @@ from companion.tutorials import recipes, setups
 from companion.tutorials.recipes import Recipe
 from companion.tutorials.results import FineTuneResult, Phase1Result
 
-WAYS = (recipes.Way.AS_WRITTEN, recipes.Way.BN_FROZEN)
 
-
-def ways(recipe: Recipe) -> dict[recipes.Way, Recipe]:
-    """The two ways of fine-tuning the experiment compares: the recipe as written, and with the remedy."""
-    return {recipes.Way.AS_WRITTEN: recipe, recipes.Way.BN_FROZEN: dataclasses.replace(recipe, freeze_batch_norm=True)}
+def ways(recipe: Recipe) -> tuple[Way, Way]:
+    """The two ways of fine-tuning the experiment compares: the recipe as written, and the same with the remedy
+    (one change: its call of the base stays as written)."""
+    return recipe.way, ways_module.with_remedy(recipe.way)
 
 
 @dataclasses.dataclass
@@ -50,15 +51,19 @@ class Column:
 
     variant: str
     versions: dict
-    runs: dict[recipes.Way, list[FineTuneResult]]
+    runs: dict[Way, list[FineTuneResult]]
     seconds: float
 
     @classmethod
     def from_dict(cls, raw: dict) -> Column:
         return cls(raw["variant"], raw["versions"],
-                   {recipes.Way(way): [FineTuneResult.from_dict(r) for r in results]
+                   {ways_module.by_key(way): [FineTuneResult.from_dict(r) for r in results]
                     for way, results in raw["runs"].items()},
                    raw["seconds"])
+
+    def to_dict(self) -> dict:
+        return {"variant": self.variant, "versions": self.versions, "seconds": self.seconds,
+                "runs": {way.key: [r.to_dict() for r in results] for way, results in self.runs.items()}}
 
     @property
     def label(self) -> str:
@@ -82,11 +87,21 @@ class Experiment:
         return self.plan.seeds
 
     @property
+    def written(self) -> Way:
+        """The recipe's own way of fine-tuning."""
+        return ways(recipes.get(self.recipe))[0]
+
+    @property
+    def remedied(self) -> Way:
+        """The same with the remedy."""
+        return ways(recipes.get(self.recipe))[1]
+
+    @property
     def points(self) -> list[int | str]:
         """Where accuracy is compared: after each early batch count, and at the end of the run ("end")."""
         return [*self.plan.early_batches, "end"]
 
-    def accuracy(self, variant: str, way: str, point: int | str) -> list[float]:
+    def accuracy(self, variant: str, way: Way, point: int | str) -> list[float]:
         """Validation accuracy per seed, after ``point`` batches (an int) or at the end of the run ("end")."""
         results = self.columns[variant].runs[way]
         if point == "end":
@@ -96,22 +111,22 @@ class Experiment:
     def remedy_gain(self, variant: str, point: int | str) -> PairedDifference:
         """In points: the remedy's accuracy minus the accuracy as written, paired by seed, with its 95% interval
         (positive: fine-tuning as written cost accuracy)."""
-        return statistics.paired_difference(self.accuracy(variant, recipes.Way.AS_WRITTEN, point),
-                                            self.accuracy(variant, recipes.Way.BN_FROZEN, point)).scaled(100)
+        return statistics.paired_difference(self.accuracy(variant, self.written, point),
+                                            self.accuracy(variant, self.remedied, point)).scaled(100)
 
     def override_cost(self, variant: str, reference: str, point: int | str) -> PairedDifference:
         """In points: as written under ``reference`` (where ``training=False`` kept the statistics) minus as written
         under ``variant``, paired by seed (same phase-1 weights, same batches): the override alone, with
         ``gamma``/``beta`` trained on both sides."""
-        return statistics.paired_difference(self.accuracy(variant, recipes.Way.AS_WRITTEN, point),
-                                            self.accuracy(reference, recipes.Way.AS_WRITTEN, point)).scaled(100)
+        return statistics.paired_difference(self.accuracy(variant, self.written, point),
+                                            self.accuracy(reference, self.written, point)).scaled(100)
 
-    def bn_layers_moved(self, variant: str, way: str) -> list[int]:
+    def bn_layers_moved(self, variant: str, way: Way) -> list[int]:
         return [r.bn_layers_moved for r in self.columns[variant].runs[way]]
 
     def overridden(self) -> list[str]:
         """The variants on which fine-tuning as written moved BN statistics (the override)."""
-        return [name for name in self.columns if max(self.bn_layers_moved(name, recipes.Way.AS_WRITTEN)) > 0]
+        return [name for name in self.columns if max(self.bn_layers_moved(name, self.written)) > 0]
 
     def kept_statistics(self) -> list[str]:
         """The variants on which ``training=False`` kept the statistics: as written there is the tutorials' intent
@@ -123,7 +138,7 @@ class Experiment:
         kept = self.kept_statistics()
         return kept[0] if kept else None
 
-    def _regime(self, variant: str, way: str) -> tuple[str, str]:
+    def _regime(self, variant: str, way: Way) -> tuple[str, str]:
         """What fine-tuning did to the base's BN layers, from the runs' counts: statistics, gamma/beta."""
         run = self.columns[variant].runs[way][0]
         return ("updated" if max(self.bn_layers_moved(variant, way)) else "fixed",
@@ -133,8 +148,8 @@ class Experiment:
         """Per variant: what each way did to BN, and the remedy's paired gain at each point with its interval."""
         header = ["Keras", "as written: BN statistics, gamma/beta", "remedy: BN statistics, gamma/beta",
                   *(_where(p) for p in self.points)]
-        rows = [[column.label, ", ".join(self._regime(name, recipes.Way.AS_WRITTEN)),
-                 ", ".join(self._regime(name, recipes.Way.BN_FROZEN)),
+        rows = [[column.label, ", ".join(self._regime(name, self.written)),
+                 ", ".join(self._regime(name, self.remedied)),
                  *(cost_cell(self.remedy_gain(name, p)) for p in self.points)]
                 for name, column in self.columns.items()]
         return FactTable(header, rows, caption=f"{self.recipe}, phase 1 of {self.phase1_epochs} epochs, "
@@ -152,7 +167,7 @@ class Experiment:
 
     def accuracy_table(self) -> FactTable:
         """Per variant and way: validation accuracy at each point (mean over the seeds, then each seed)."""
-        rows = [[column.label, way, *(_mean_and_seeds(self.accuracy(name, way, p)) for p in self.points)]
+        rows = [[column.label, way.label, *(_mean_and_seeds(self.accuracy(name, way, p)) for p in self.points)]
                 for name, column in self.columns.items() for way in column.runs]
         return FactTable(["Keras", "fine-tuning", *(_where(p) for p in self.points)], rows,
                          caption=f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
@@ -161,7 +176,7 @@ class Experiment:
         """Per variant and way: how many of the base's BN layers moved their statistics (the distinct counts over
         the seeds: the same in every seed, since which layers run in training mode does not depend on the seed)
         and how many were trainable (their gamma and beta train)."""
-        rows = [[column.label, way, ", ".join(map(str, sorted(set(self.bn_layers_moved(name, way))))),
+        rows = [[column.label, way.label, ", ".join(map(str, sorted(set(self.bn_layers_moved(name, way))))),
                  column.runs[way][0].bn_layers_trainable, len(column.runs[way][0].bn_layers)]
                 for name, column in self.columns.items() for way in column.runs]
         return FactTable(["Keras", "fine-tuning", "BN layers whose statistics moved", "BN layers trainable",
@@ -190,9 +205,9 @@ class Experiment:
         for name in self.columns:
             key = f"{prefix}_{name.replace('-', '_')}"
             for point, tag in tags:
-                values[f"{key}_written_{tag}"] = float(np.mean(self.accuracy(name, recipes.Way.AS_WRITTEN, point)))
-                values[f"{key}_remedy_{tag}"] = float(np.mean(self.accuracy(name, recipes.Way.BN_FROZEN, point)))
-            values[f"{key}_moved_written"] = max(self.bn_layers_moved(name, recipes.Way.AS_WRITTEN))
+                values[f"{key}_written_{tag}"] = float(np.mean(self.accuracy(name, self.written, point)))
+                values[f"{key}_remedy_{tag}"] = float(np.mean(self.accuracy(name, self.remedied, point)))
+            values[f"{key}_moved_written"] = max(self.bn_layers_moved(name, self.written))
         values[f"{prefix}_overridden_count"] = len(self.overridden())
         values[f"{prefix}_kept_count"] = len(self.kept_statistics())
         return values
@@ -212,8 +227,12 @@ def phase1_table(experiments: list[Experiment]) -> FactTable:
 def cost_cell(gain: PairedDifference) -> str:
     """What fine-tuning as written cost, from the remedy's paired gain in points, as a table cell: "costs 0.8 (0.3 to
     1.3)" where the 95% interval lies above zero, "gains ..." where below, "none detected (+0.2; -0.4 to +0.8)"
-    where it holds zero (at this sample size), "+0.8 (one seed: no interval)"."""
+    where it holds zero (at this sample size), "costs 0.8 (the same in all 3 seeds)" where every seed agreed (a
+    zero-width interval would read as certainty), "+0.8 (one seed: no interval)"."""
     finding = gain.finding
+    if gain.low is not None and gain.high - gain.low < 1e-9:  # every seed gave the same difference
+        said = "costs" if gain.mean > 0 else "gains" if gain.mean < 0 else "none"
+        return f"{said} {abs(gain.mean):.1f} (the same in all {gain.n} seeds)".replace("none 0.0", "none")
     if finding is Finding.POSITIVE:
         return f"costs {gain.mean:.1f} ({gain.low:.1f} to {gain.high:.1f})"
     if finding is Finding.NEGATIVE:
@@ -288,7 +307,7 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     phase1_sha256 = kept_phase1.sha256("phase1.npz")
     arguments = {"profile": profile.to_json(), "recipe": recipe.name, "phase1_epochs": s.phase1_epochs,
                  "data_seed": seed, "batch_size": batch_size, "phase1_folder": str(kept_phase1.path)}
-    runs_per_column = len(plan.seeds) * len(WAYS)
+    runs_per_column = len(plan.seeds) * len(ways(recipe))
 
     def column(name: str) -> Column:
         folder = cache.cache_dir() / "experiment" / f"{runner.checkpoint_dir(s, seed).name}{suffix}" / name
@@ -299,7 +318,7 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
             bar.update(runs_per_column)
             return Column.from_dict(raw)
         found = run_child(name, arguments, bar)
-        kept.write_json("column.json", dataclasses.asdict(found))
+        kept.write_json("column.json", found.to_dict())
         return found
 
     with tqdm(total=runs_per_column * len(names), desc="fine-tuning runs under each Keras variant",
@@ -321,13 +340,13 @@ def column_in_child(profile: str, recipe: str, phase1_epochs: int, data_seed: in
     phase1 = runner.kept_phase1(cache.Folder.existing(Path(phase1_folder)))
     if phase1 is None:
         raise FileNotFoundError(f"no readable phase 1 in {phase1_folder}")
-    column = {way: [] for way in WAYS}
+    column = {way.key: [] for way in ways(chosen)}
     for seed in plan.seeds:
         pair = d.paired(seed, plan.batches, plan.validation_images, batch_size)
-        for way, variant in ways(chosen).items():
+        for way in ways(chosen):
             # One pass over the pair's batches: both runs of the pair see the same batches in the same order.
-            column[way].append(dataclasses.asdict(runner.fine_tune(
-                s, variant, way, phase1, pair, seed, plan.early_batches, epochs=1, verbose=0, curves=False,
-                run_eagerly=plan.eager)))
+            column[way.key].append(runner.fine_tune(
+                s, way, phase1, pair, seed, plan.early_batches, epochs=1, verbose=0, curves=False,
+                run_eagerly=plan.eager).to_dict())
             child.step()
     return {"versions": variants.versions(), "runs": column}

@@ -1,8 +1,8 @@
 """The training runner: one function trains any recipe under any profile, as the tutorials do.
 
 Phase 1 trains the head on the frozen base; phase 2 unfreezes the base (all but ``layers[:fine_tune_at]``) and
-fine-tunes with a lower learning rate. Phase 2 runs once per fine-tuning variant of the book's experiment
-(:func:`companion.tutorials.recipes.fine_tuning_variants`), each from the same phase-1 weights, and records validation
+fine-tunes with a lower learning rate. Phase 2 runs once per way of fine-tuning it is given (by default the page's,
+:func:`companion.tutorials.recipes.ways_compared`), each from the same phase-1 weights, and records validation
 accuracy after the first few batches and after every epoch, and how far each BatchNormalization layer's moving
 statistics have moved.
 
@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from companion import data
+from companion.checks.ways import Way
 from companion.core import cache
 from companion.core.variants import load_keras, versions
-from companion.flags import models
-from companion.flags.probes import to_numpy
-from companion.tutorials import backbones, recipes
-from companion.tutorials.recipes import Recipe
+from companion.flags import probes
+from companion.flags.walk import batch_norm_layers
+from companion.tutorials import backbones, recipe_models, recipes
 from companion.tutorials.results import (
     EarlyPoint,
     FineTuneResult,
@@ -89,7 +89,7 @@ def load_data(s: Setup, batch_size: int, seed: int) -> Data:
         splits = data.load_splits(size, batch_size, seed, limit_per_class=s.images_per_class)
         train, validation, test = splits.train, splits.validation, splits.test
         report, identity, fingerprint = splits.report.summary(), splits.identity.label, splits.identity.fingerprint
-    scaled = (d.map(lambda x, y: (models.scale_in_pipeline(s.recipe, x), y)) for d in (train, validation, test))
+    scaled = (d.map(lambda x, y: (recipe_models.scale_in_pipeline(s.recipe, x), y)) for d in (train, validation, test))
     return Data(*scaled, report, identity, fingerprint)
 
 
@@ -111,21 +111,20 @@ class Accuracy:
 
 
 class BatchNormDrift:
-    """Snapshots of BN moving statistics, compared with those at the start of fine-tuning."""
+    """How far each BN layer's moving statistics have moved since the start of fine-tuning (the companion's one
+    snapshot, :class:`companion.flags.probes.Snapshot`, of the base)."""
 
     def __init__(self, base):
-        self.layers = models.batch_norm_layers(base)
-        self.start = self._snapshot()
+        self.layers = batch_norm_layers(base)
+        self.snapshot = probes.Snapshot(base)
         self.mean: list[list[float]] = []
         self.variance: list[list[float]] = []
 
-    def _snapshot(self):
-        return [(to_numpy(layer.moving_mean), to_numpy(layer.moving_variance)) for layer in self.layers]
-
-    def _changes(self):
-        now = self._snapshot()
-        return ([float(np.max(np.abs(m - m0))) for (m, _), (m0, _) in zip(now, self.start)],
-                [float(np.max(np.abs(v - v0))) for (_, v), (_, v0) in zip(now, self.start)])
+    def _changes(self) -> tuple[list[float], list[float]]:
+        """Per BN layer, the largest change of its moving mean, and of its moving variance."""
+        moved = {(v.layer, v.name): v.max_abs_change for v in self.snapshot.variables if v.kind == probes.BN_MOVING}
+        return ([moved[layer.name, "moving_mean"] for layer in self.layers],
+                [moved[layer.name, "moving_variance"] for layer in self.layers])
 
     def moved_now(self) -> int:
         """BN layers whose moving statistics have changed since the start."""
@@ -147,9 +146,9 @@ class FineTuningRecorder:
     only) the test set is not measured.
     """
 
-    def __init__(self, way: recipes.Way, base_called_with: str, base, d: Data, threshold: float,
-                 early_batches: tuple[int, ...] = (), curves: bool = True):
-        self.way, self.base_called_with, self.curves = way, base_called_with, curves
+    def __init__(self, way: Way, base, d: Data, threshold: float, early_batches: tuple[int, ...] = (),
+                 curves: bool = True):
+        self.way, self.curves = way, curves
         self.drift = BatchNormDrift(base)
         self.validation = Accuracy(d.validation, threshold)
         self.test = Accuracy(d.test, threshold) if curves else None
@@ -181,7 +180,7 @@ class FineTuningRecorder:
     def result(self, model, history) -> FineTuneResult:
         """The run's result, once its ``fit`` (which returned ``history``) is done."""
         return FineTuneResult(
-            variant=self.way, base_called_with=self.base_called_with,
+            way=self.way,
             bn_layers_trainable=sum(layer.trainable for layer in self.drift.layers),
             history=History.of(history), early=self.early, bn_layers=[layer.name for layer in self.drift.layers],
             bn_mean_drift=self.drift.mean, bn_variance_drift=self.drift.variance,
@@ -216,9 +215,9 @@ def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
     keras = load_keras()
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
-    built = models.build_recipe_model(s.recipe, load_base(s), s.image_size)
+    built = recipe_models.build(s.recipe, load_base(s), s.image_size)
     built.base.trainable = False
-    models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer)
+    recipe_models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer)
     validation = Accuracy(d.validation, s.recipe.accuracy_threshold)
     initial = validation(built.model)
     # The dataset reshuffles itself every epoch (seeded); fit's own shuffle does not apply to a dataset.
@@ -229,22 +228,21 @@ def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
     return Phase1(result, built.base.get_weights(), built.head.get_weights())
 
 
-def fine_tune(s: Setup, variant: Recipe, name: recipes.Way, phase1: Phase1, d: Data, seed: int, early_batches=(),
-              epochs: int | None = None, verbose="auto", curves: bool = True, run_eagerly: bool = False
-              ) -> FineTuneResult:
-    """Phase 2 of one variant, from phase 1's weights: unfreeze as the variant says, compile, fit, measure.
+def fine_tune(s: Setup, way: Way, phase1: Phase1, d: Data, seed: int, early_batches=(), epochs: int | None = None,
+              verbose="auto", curves: bool = True, run_eagerly: bool = False) -> FineTuneResult:
+    """Phase 2 fine-tuned ``way``, from phase 1's weights: unfreeze as the way says, compile, fit, measure.
 
     Without ``curves`` (the paired experiment) ``fit`` gets no validation data and the test set is not measured:
     on 2 CPU cores those two passes were a fifth of each run. ``run_eagerly``: the experiment plan's ``eager``."""
     keras = load_keras()
     keras.utils.set_random_seed(seed + 1)
-    built = models.build_recipe_model(variant, load_base(s), s.image_size)
+    variant = s.recipe.with_way(way)
+    built = recipe_models.build(variant, load_base(s), s.image_size)
     built.base.set_weights(phase1.base_weights)
     built.head.set_weights(phase1.head_weights)
-    models.prepare_fine_tuning(variant, built.base)
-    models.compile_phase(variant, built.model, variant.phase2_optimizer, run_eagerly)
-    recorder = FineTuningRecorder(recipes.Way(name), variant.base_call, built.base, d, variant.accuracy_threshold,
-                        early_batches, curves)
+    recipe_models.prepare_fine_tuning(variant, built.base)
+    recipe_models.compile_phase(variant, built.model, variant.phase2_optimizer, run_eagerly)
+    recorder = FineTuningRecorder(way, built.base, d, variant.accuracy_threshold, early_batches, curves)
     # The tutorials continue the epoch count; as written, the 2019 and 2020 ones restart one epoch early.
     initial_epoch = s.phase1_epochs - (1 if variant.phase2_initial_epoch_overlaps else 0)
     epochs = s.phase2_epochs if epochs is None else epochs
@@ -289,33 +287,33 @@ def run_key(s: Setup, d: Data, seed: int, batch_size: int, **extra) -> dict:
 
 
 def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Path | None = None,
-        variants: dict[recipes.Way, Recipe] | None = None, early_batches: tuple[int, ...] = (), verbose="auto") -> RunResult:
-    """Train the setup's recipe: phase 1 once, then phase 2 for each fine-tuning variant from the phase-1 weights.
+        ways: tuple[Way, ...] | None = None, early_batches: tuple[int, ...] = (), verbose="auto") -> RunResult:
+    """Train the setup's recipe: phase 1 once, then phase 2 fine-tuned each way from the phase-1 weights.
 
-    ``variants`` defaults to :func:`companion.tutorials.recipes.fine_tuning_variants`. With ``checkpoints`` (a folder),
+    ``ways`` defaults to :func:`companion.tutorials.recipes.ways_compared`. With ``checkpoints`` (a folder),
     finished phases are kept (phase 1 in ``phase1/``, fine-tuning in ``fine-tuning/``) and reused by a later call
     with the same key; phase 1 is also what :mod:`companion.training.experiment` fine-tunes from.
     """
     batch_size = batch_size or s.recipe.batch_size
-    variants = variants or recipes.fine_tuning_variants(s.recipe)
+    ways = ways or recipes.ways_compared(s.recipe)
     d = load_data(s, batch_size, seed)
     key = run_key(s, d, seed, batch_size)
     kept_phase1 = None if checkpoints is None else cache.Folder(Path(checkpoints) / "phase1", key)
     kept = None if checkpoints is None else cache.Folder(Path(checkpoints) / "fine-tuning", {
-        **key, "variants": repr(variants), "early_batches": early_batches})
+        **key, "ways": [way.key for way in ways], "early_batches": early_batches})
     phase1, resumed_phase1 = phase1_or_resume(s, d, seed, kept_phase1, verbose)
     resumed = ["phase 1"] if resumed_phase1 else []
     results = {}
-    for name, variant in variants.items():
-        file = f"{recipes.Way(name).key}.json"  # a way given by its label is found too; another name fails here
+    for way in ways:
+        file = f"{way.key}.json"
         kept_result = kept.read_json(file) if kept else None
         if kept_result is not None:
-            results[name] = FineTuneResult.from_dict(kept_result)
-            resumed.append(name)
+            results[way] = FineTuneResult.from_dict(kept_result)
+            resumed.append(way.label)
             continue
-        results[name] = fine_tune(s, variant, name, phase1, d, seed, early_batches, verbose=verbose)
+        results[way] = fine_tune(s, way, phase1, d, seed, early_batches, verbose=verbose)
         if kept:
-            kept.write_json(file, dataclasses.asdict(results[name]))
+            kept.write_json(file, results[way].to_dict())
     recovered = [*(kept_phase1.recovered if kept_phase1 else []), *(kept.recovered if kept else [])]
     return RunResult(setup=dict(s.rows()), weights=s.weights_label, data=d.identity, phase1=phase1.result,
                      fine_tuning=results, versions=versions(), resumed=resumed, recovered=recovered,

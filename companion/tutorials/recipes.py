@@ -4,8 +4,9 @@ Each recipe cites the source commit it follows. Known bugs of the originals are 
 together with the setting as written; a recipe runs *fixed* by default, and :meth:`Recipe.as_written` gives the
 original. (The double sigmoid of the 2024 Keras 3 port, tensorflow/docs#2314, belongs to a later revision than
 these three: :data:`LATER_BUGS`.)
-"Side by side" is then a real diff of two values (:func:`diff_table`), and the fine-tuning variants of the book's
-experiment are recipes too (:func:`fine_tuning_variants`): each changes one field of a tutorial's recipe.
+"Side by side" is then a real diff of two values (:func:`diff_table`). How a recipe fine-tunes (the call of its
+base, the remedy) is its :class:`~companion.checks.ways.Way`; the ways a page compares (:func:`ways_compared`) are
+the same recipe with another way (:meth:`Recipe.with_way`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from companion.checks import ways
+from companion.checks.ways import Call, Way
 from companion.core.tables import FactTable
 
 
@@ -73,7 +76,7 @@ class Recipe:
     preprocessing: Preprocessing
     augmentation: tuple[Layer, ...]
     model_style: str  # "Sequential" or "functional"
-    base_training: bool | None  # the `training` argument the base is called with (None: not passed)
+    way: Way  # how it fine-tunes: the call of its base, and whether the remedy is applied
     dropout: float | None  # the head's Dropout rate (None: no Dropout)
     phase1_optimizer: Optimizer
     phase1_epochs: int
@@ -83,8 +86,6 @@ class Recipe:
     published_accuracy: str
     # The published validation accuracies as numbers (after phase 1, after fine-tuning), for the full profile.
     published_validation_accuracy: tuple[float, float]
-    # The remedy: after unfreezing, every BatchNormalization layer of the base is set trainable=False.
-    freeze_batch_norm: bool = False
     # As written by the tutorial; `fixed` replaces each with the correct setting.
     loss_from_logits_as_written: bool = True
     accuracy_threshold_as_written: float = 0.0  # a logit threshold; 0.5 on logits is the 2020-2023 bug
@@ -108,14 +109,15 @@ class Recipe:
     def phase2_initial_epoch_overlaps(self) -> bool:
         return False if self.fixed else self.phase2_overlaps_one_epoch
 
-    @property
-    def base_call(self) -> str:
-        """How the model calls the base, e.g. ``base(x, training=False)``."""
-        return "base(x)" if self.base_training is None else f"base(x, training={self.base_training})"
+    def with_way(self, way: Way) -> Recipe:
+        """The recipe fine-tuned ``way`` (a functional model where the 2019 tutorial's ``Sequential`` cannot call its
+        base so)."""
+        style = self.model_style if way.call is Call.PLAIN else "functional"
+        return dataclasses.replace(self, way=way, model_style=style)
 
-    @property
-    def fine_tuning_summary(self) -> str:
-        return self.base_call + (", every BN layer trainable=False" if self.freeze_batch_norm else "")
+    def way_label(self, way: Way) -> str:
+        """``way`` as a page about this recipe names it: "as written: base(x, training=False)" for its own."""
+        return f"as written: {way.label}" if way == self.way else way.label
 
     def rows(self) -> list[tuple[str, str]]:
         """(field, value) pairs in a stable order: what a table or a diff shows."""
@@ -129,13 +131,13 @@ class Recipe:
             ("preprocessing", self.preprocessing),
             ("augmentation", ", ".join(map(str, self.augmentation)) or "none"),
             ("model", self.model_style),
-            ("base called with", self.base_call),
+            ("base called with", self.way.call.value),
             ("head", " -> ".join(head)),
             ("loss", f"BinaryCrossentropy(from_logits={self.loss_from_logits})"),
             ("accuracy threshold on the logit", f"{self.accuracy_threshold:g}"),
             ("phase 1 (base frozen)", f"{self.phase1_optimizer}, {self.phase1_epochs} epochs"),
             ("fine-tuning", f"layers[:{self.fine_tune_at}] stay frozen" if self.fine_tune_at else "whole base trains"),
-            ("BatchNormalization when fine-tuning", "every BN layer set trainable=False" if self.freeze_batch_norm
+            ("BatchNormalization when fine-tuning", "every BN layer set trainable=False" if self.way.remedy
              else "BN layers follow their block's trainable"),
             ("phase 2 (fine-tuning)", f"{self.phase2_optimizer}, {self.phase2_epochs} epochs"
                                       + (", starting one epoch early" if self.phase2_initial_epoch_overlaps else "")),
@@ -190,7 +192,7 @@ MOBILENET_V2_2019 = Recipe(
     preprocessing=Preprocessing.SCALE_IN_PIPELINE,
     augmentation=(),
     model_style="Sequential",
-    base_training=None,
+    way=ways.PLAIN,
     dropout=None,
     phase1_optimizer=Optimizer("RMSprop", 1e-4),
     phase1_epochs=10,
@@ -216,7 +218,7 @@ MOBILENET_V2_2020 = Recipe(
     preprocessing=Preprocessing.PREPROCESS_INPUT,
     augmentation=(Layer("RandomFlip", ("horizontal",)), Layer("RandomRotation", (0.2,))),
     model_style="functional",
-    base_training=False,
+    way=ways.TRAINING_FALSE,
     dropout=0.2,
     phase1_optimizer=Optimizer("Adam", 1e-4),
     phase1_epochs=10,
@@ -240,7 +242,7 @@ XCEPTION_2020 = Recipe(
     preprocessing=Preprocessing.RESCALING,
     augmentation=(Layer("RandomFlip", ("horizontal",)), Layer("RandomRotation", (0.1,))),
     model_style="functional",
-    base_training=False,
+    way=ways.TRAINING_FALSE,
     dropout=0.2,
     phase1_optimizer=Optimizer("Adam", None),
     phase1_epochs=20,
@@ -258,43 +260,14 @@ RECIPES = {r.name: r for r in (MOBILENET_V2_2019, MOBILENET_V2_2020, XCEPTION_20
 # The 2020 MobileNetV2 tutorial's data, which every recipe can be run on for a comparison on the same images.
 SHARED_DATASET = MOBILENET_V2_2020.dataset
 
-class Way(enum.StrEnum):
-    """A way of fine-tuning a recipe (the value is what tables and figures show; :attr:`key` names files and glue)."""
-
-    AS_WRITTEN = "as written"
-    TRAINING_FALSE = "base(x, training=False)"
-    BN_FROZEN = "every BN trainable=False"
-
-    @property
-    def key(self) -> str:
-        return {"AS_WRITTEN": "written", "TRAINING_FALSE": "training_false", "BN_FROZEN": "remedy"}[self.name]
-
-    @property
-    def color(self) -> str:
-        """Its colour on every figure of the book (matplotlib's cycle of the book's style: blue, orange, green)."""
-        return {"AS_WRITTEN": "C0", "TRAINING_FALSE": "C1", "BN_FROZEN": "C2"}[self.name]
-
-    @property
-    def linestyle(self) -> str:
-        """Its line on every curve of the book: the remedy solid, the others dashed or dotted, so that a curve drawn
-        over an equal one still shows the one beneath."""
-        return {"AS_WRITTEN": "--", "TRAINING_FALSE": ":", "BN_FROZEN": "-"}[self.name]
-
-
-def fine_tuning_variants(recipe: Recipe) -> dict[Way, Recipe]:
-    """The experiment's ways to fine-tune ``recipe``, each one change to it.
-
-    - ``as written``: the recipe itself;
-    - ``base(x, training=False)``: the base called with ``training=False`` (a functional model), where the recipe
-      does not already do so;
-    - ``every BN trainable=False``: the recipe as written plus the remedy, without adding ``training=False``, so
-      that the remedy is seen to work alone.
-    """
-    variants = {Way.AS_WRITTEN: recipe}
-    if recipe.base_training is not False:
-        variants[Way.TRAINING_FALSE] = dataclasses.replace(recipe, base_training=False, model_style="functional")
-    variants[Way.BN_FROZEN] = dataclasses.replace(recipe, freeze_batch_norm=True)
-    return variants
+def ways_compared(recipe: Recipe) -> tuple[Way, ...]:
+    """The ways a page fine-tunes ``recipe``, each from the same phase-1 weights: as written; with
+    ``base(x, training=False)`` where the recipe does not already call its base so; and as written with the remedy
+    added, one change to the tutorial's code."""
+    compared = [recipe.way]
+    if recipe.way.call is not Call.TRAINING_FALSE:
+        compared.append(ways.TRAINING_FALSE)
+    return (*compared, ways.with_remedy(recipe.way))
 
 
 class UnknownRecipeError(ValueError):

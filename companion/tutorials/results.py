@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from companion.tutorials.recipes import Way
+from companion.checks import ways
+from companion.checks.ways import Way
 
 
 @dataclasses.dataclass
@@ -33,8 +34,7 @@ class EarlyPoint:
 
 @dataclasses.dataclass
 class FineTuneResult:
-    variant: Way
-    base_called_with: str
+    way: Way
     bn_layers_trainable: int  # BN layers of the base left trainable during fine-tuning
     history: History
     early: list[EarlyPoint]  # within the first epoch
@@ -69,8 +69,11 @@ class FineTuneResult:
 
     @classmethod
     def from_dict(cls, raw: dict) -> FineTuneResult:
-        return cls(**{**raw, "variant": Way(raw["variant"]), "history": History(**raw["history"]),
+        return cls(**{**raw, "way": ways.by_key(raw["way"]), "history": History(**raw["history"]),
                       "early": [EarlyPoint(**p) for p in raw["early"]]})
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "way": self.way.key}
 
 
 @dataclasses.dataclass
@@ -99,11 +102,13 @@ class RunResult:
     data_report: str  # what the scan of the image files found: files skipped or converted, by name
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        # asdict would turn the Way keys into dicts, which cannot be keys: the results go by way key instead.
+        return json.dumps({**dataclasses.asdict(dataclasses.replace(self, fine_tuning={})),
+                           "fine_tuning": {way.key: result.to_dict() for way, result in self.fine_tuning.items()}})
 
     @classmethod
     def from_json(cls, text: str) -> RunResult:
         raw = json.loads(text)
         raw["phase1"] = Phase1Result.from_dict(raw["phase1"])
-        raw["fine_tuning"] = {Way(k): FineTuneResult.from_dict(v) for k, v in raw["fine_tuning"].items()}
+        raw["fine_tuning"] = {ways.by_key(k): FineTuneResult.from_dict(v) for k, v in raw["fine_tuning"].items()}
         return cls(**raw)

@@ -1,4 +1,5 @@
-"""The checks under each Keras variant and release, and on the reader's own install or model: the version matrix,
-the release matrix, its figure and its architecture grid, ``companion check`` and ``companion check --model``, and the
-upstream reproducers.
+"""The one matrix: every check in every column, each column a Keras release or variant on a backend installed in a
+folder of its own (install) and computed in a child process (matrix); its views: the advice per kind of model
+(advice), the figures (figures); ``companion check`` on the reader's install (check) and ``companion check --model``
+on a saved model (model_check); the reproducers to report upstream (upstream).
 """

@@ -1,153 +1,112 @@
-"""``companion check``: am I affected? The decisive checks (:mod:`companion.checks.decisive`) on the Keras and backend
-installed here, with the verdict and the remedy for this install.
+"""``companion check``: am I affected? The matrix's column for the Keras and backend installed here, computed in this
+process (the checks on real ``keras.applications`` architectures left out, for time), with what it means: whether
+``base(x, training=False)`` is overridden here, what reaches the Dropout after the base, when a ``trainable`` change
+counts, what to call when serving, the remedy's code, and per kind of model the way to use here
+(:mod:`companion.versions.advice`).
 
-It needs nothing of the book: this module imports the standard library, numpy and Keras (which imports its
-backend, e.g. only JAX under ``KERAS_BACKEND=jax``), never matplotlib, tqdm, papermill or another backend, and
-no Keras variant is installed. ``python -m companion.versions.check`` does the same as ``companion check``.
+It needs nothing of the book: Keras, numpy and the backend Keras uses (only JAX under ``KERAS_BACKEND=jax``), never
+matplotlib, tqdm, papermill or a Keras variant of the project. ``python -m companion.versions.check`` does the same as
+``companion check``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import inspect
+import sys
 from typing import Any
 
-from companion.checks import decisive, evidence, questions
-from companion.core.tables import FactTable
+from companion.checks import evidence, fine_tuning, registry
+from companion.checks.check import Check
+from companion.checks.fine_tuning import FLAT
+from companion.checks.ways import TRAINING_FALSE
+from companion.core.columns import EVERY_COLUMN
+from companion.core.tables import FactTable, show
+from companion.flags import remedy
+from companion.versions import advice, matrix
 
 # The remedy as the reader copies it: the function the checks run, printed from its source.
-REMEDY_SOURCE = inspect.getsource(decisive.freeze_batch_norm)
-
-
-class Call(str, enum.Enum):
-    """How the transfer model calls its base."""
-
-    AS_WRITTEN = "base(x, training=False)"
-    PLAIN = "base(x)"
-
-
-# For each call, with the remedy applied: the checks that say what fit updated, whether the Dropout after the base
-# dropped, and whether a Dropout inside the base dropped.
-REMEDY_CHECKS = {Call.AS_WRITTEN: ("remedy", "remedy_dropout", "remedy_inside_dropout"),
-                 Call.PLAIN: ("remedy_alone", "remedy_alone_dropout", "remedy_alone_inside_dropout")}
+REMEDY_SOURCE = inspect.getsource(remedy.freeze_batch_norm)
 
 
 @dataclasses.dataclass(frozen=True)
-class Verdict:
-    """The decisive checks' values on this install, and what they mean for fine-tuning here."""
+class Report:
+    """The checks' values on this install, and what they mean for fine-tuning here."""
 
-    versions: dict[str, str]
-    values: dict[str, Any]  # check id -> typed value
+    here: matrix.Measured
+
+    @property
+    def values(self) -> dict[Check, Any]:
+        return self.here.values
 
     @property
     def overridden(self) -> bool:
-        """``base(x, training=False)`` did not keep the base's BN statistics fixed during ``fit``."""
-        return self.values["nested_override"] is True
+        """``base(x, training=False)`` did not keep the flat base's BatchNormalization statistics during fine-tuning."""
+        return self.values[fine_tuning.check(FLAT, TRAINING_FALSE)].fine_tuning.statistics.changed > 0
 
     @property
-    def dropout_leaks(self) -> bool:
-        """The fixed ``training=False`` reached the Dropout after the base: it did not drop during ``fit``."""
-        return self.values["dropout_leak_fit"] is False
+    def dropout_after_off(self) -> bool:
+        """With ``base(x, training=False)``, the head's Dropout did not drop during ``fit`` (the fixed value reached
+        it)."""
+        return self.values[fine_tuning.check(FLAT, TRAINING_FALSE)].fine_tuning.dropout_after is False
 
-    @property
-    def needs_recompile(self) -> bool:
-        """A ``trainable`` change made after ``compile`` took effect only after recompiling (or ``fit`` failed)."""
-        return self.values["recompile"] != evidence.Recompile(without_recompile=False, after_recompile=False)
-
-    @property
-    def setter_ignored(self) -> bool:
-        """``base.trainable = True`` on a trainable base left the layers frozen one by one frozen."""
-        return self.values["trainable_setter"] is False
-
-    def works(self, call: Call, own_dropout: bool) -> bool:
-        """With the remedy and ``call``: BN statistics and gamma/beta kept, kernels trained, the Dropout after the
-        base dropping, and, for a base with a Dropout of its own, that Dropout in inference mode as the tutorials'
-        ``training=False`` means it (it would otherwise drop in both phases)."""
-        updates, after, inside = (self.values[check] for check in REMEDY_CHECKS[call])
-        return updates == questions.REMEDY_WORKS and after is True and (not own_dropout or inside is False)
-
-    def calls(self, own_dropout: bool) -> list[Call]:
-        """The calls that work here with the remedy, for a base without (or with) a Dropout of its own."""
-        return [call for call in Call if self.works(call, own_dropout)]
-
-    def advice(self, own_dropout: bool) -> str:
-        """Which call to use here, for a base without (or with) a Dropout of its own."""
-        calls = self.calls(own_dropout)
-        if calls:
-            return "call it as " + " or ".join(f"`{call.value}`" for call in calls)
-        if own_dropout and self.calls(own_dropout=False):
-            return "no tested call keeps that Dropout in inference mode here: with the remedy it drops during fit"
-        return "no tested call works here: see the table"
-
-    def unfreezing(self) -> str:
-        """Whether ``base.trainable = True`` unfreezes the layers frozen one by one here, and what does if not."""
-        if not self.setter_ignored:
-            return "yes"
-        fix = ("set base.trainable = False, then True, to unfreeze them" if self.values["false_then_true"] is True
-               else "neither it nor base.trainable = False, then True, unfroze them here")
-        return f"no: the layers frozen one by one stay frozen; {fix}"
-
-    def table(self) -> FactTable:
-        return FactTable(["check", "here"], [[c.question, evidence.show(self.values[c.id])] for c in questions.CHECKS])
-
-    def report(self) -> str:
-        v = self.versions
-        answer = evidence.show
-        lines = [
+    def lines(self) -> list[str]:
+        v, timing = self.here.versions, self.values[registry.TRAINABLE_TIMING]
+        serving = {how: self.values[check] for how, check in registry.SERVING.items()}
+        safe = [how for how, found in serving.items()
+                if not evidence.unmeasured(found) and not (found.augmented or found.statistics_moved)]
+        rows = [[kind.name, advice.advise(self.values, kind, self.here.column).answer]
+                for kind in fine_tuning.KINDS if kind.scope(self.here.column) and kind.scope is EVERY_COLUMN]
+        return [
             f"Keras {v['keras']} on {v['backend']} {v['backend_version']} (Python {v['python']})",
             "",
-            f"Is base(x, training=False) overridden during fit? {answer(self.overridden)}: " + (
-                "fit moved the BatchNormalization statistics of a base called with training=False"
+            f"Is base(x, training=False) overridden during fit? {show(self.overridden)}: " + (
+                "fine-tuning moved the BatchNormalization statistics of a base called with training=False"
                 if self.overridden else "the base's BatchNormalization statistics stayed fixed"),
-            f"Does training=False leak to the Dropout after the base? {answer(self.dropout_leaks)}: " + (
-                "that Dropout ran in inference mode during fit (it dropped nothing)" if self.dropout_leaks
+            f"Does training=False reach the Dropout after the base? {show(self.dropout_after_off)}: " + (
+                "that Dropout ran in inference mode during fit (it dropped nothing)" if self.dropout_after_off
                 else "that Dropout ran in training mode during fit, as it should"),
-            f"Does a trainable change need a recompile? {answer(self.needs_recompile)}",
-            f"Does base.trainable = True unfreeze layers frozen one by one? {self.unfreezing()}",
-            "Does model(x), without training, move BN statistics after a RandomFlip inside the model? "
-            f"{answer(self.values['augmented_call'])}",
+            "Is trainable = False set after a fit honoured by the next fit without compiling again? "
+            f"{show(timing.after_fit)}; after compiling again? {show(timing.after_recompile)}",
+            "Does base.trainable = True unfreeze layers frozen one by one? "
+            f"{show(self.values[registry.TRAINABLE_AGAIN])}; base.trainable = False, then True? "
+            f"{show(self.values[registry.FALSE_THEN_TRUE])}",
+            "Serving a model with augmentation inside: " + "; ".join(
+                f"{how}: {found}" if evidence.unmeasured(found) else
+                f"{how} {'augments' if found.augmented else 'does not augment'}"
+                f"{' and moves BN statistics' if found.statistics_moved else ''}" for how, found in serving.items())
+            + f". Serve with {' or '.join(safe) or 'none of them'}.",
             "",
-            "Remedy on this install: after unfreezing the base, freeze every BatchNormalization layer in it (at any "
-            "depth) with this function, then compile:",
+            "The remedy: after unfreezing the base, call this on it, then compile:",
             "",
             REMEDY_SOURCE,
-            f"A base without a Dropout of its own: {self.advice(own_dropout=False)}.",
-            f"A base with its own Dropout (EfficientNet, ConvNeXt): {self.advice(own_dropout=True)}.",
+            "The way to fine-tune each kind of model here (the remedy, and how to call the base):",
+            FactTable(["model", "use"], rows).text(),
             "",
-            repr(self.table()),
+            FactTable(["check", "here"], [[c.question, show(value)] for c, value in self.values.items()]).text(),
         ]
-        return "\n".join(lines)
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
 
 
-def _shown(calls: list[Call]) -> str:
-    return " or ".join(call.value for call in calls) or "none"
+def rows() -> tuple[Check, ...]:
+    """The checks ``companion check`` runs: those of every column (the real architectures are left out)."""
+    return tuple(c for c in registry.CHECKS if c.scope is EVERY_COLUMN)
 
 
-def decision_table(verdicts: dict[str, Verdict]) -> FactTable:
-    """Which call works with the remedy, for a base without and with a Dropout of its own: one row per distinct
-    answer, naming the columns (``verdicts``' keys, e.g. the release matrix's labels) that gave it."""
-    groups: dict[tuple, list[str]] = {}
-    for label, verdict in verdicts.items():
-        groups.setdefault((tuple(verdict.calls(own_dropout=False)), tuple(verdict.calls(own_dropout=True))),
-                          []).append(label)
-    return FactTable(["Keras", "base without its own Dropout", "base with its own Dropout"],
-                     [[evidence.listing(labels), _shown(list(without)), _shown(list(inside))]
-                      for (without, inside), labels in groups.items()])
+def run(progress: bool = False) -> Report:
+    """The checks on this process's Keras and backend (a count on stderr as they run, with ``progress``)."""
+    chosen = rows()
 
+    def counted(check: Check, done: int) -> None:
+        print(f"\rchecking {done}/{len(chosen)}", end="" if done < len(chosen) else "\n", file=sys.stderr, flush=True)
 
-def everywhere(verdicts: dict[str, Verdict], own_dropout: bool) -> list[Call]:
-    """The calls that work in every one of ``verdicts`` (none when no single recipe is right everywhere)."""
-    return [call for call in Call if all(v.works(call, own_dropout) for v in verdicts.values())]
-
-
-def run() -> Verdict:
-    """Run the decisive checks on this process's Keras and backend."""
-    return Verdict(questions.versions(), questions.measure())
+    return Report(matrix.this_install(chosen, on_each=counted if progress else None))
 
 
 def main() -> int:
-    print(run().report())
+    print(run(progress=True).text())
     return 0
 
 

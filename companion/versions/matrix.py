@@ -1,300 +1,251 @@
-"""The version matrix: the same fact suite under each Keras variant, each in its own process.
+"""The book's one matrix: every check (:mod:`companion.checks.registry`, and what each tutorial's model passes its
+base, :mod:`companion.tutorials.recipe_checks`) in every column (:func:`companion.core.columns.columns`: each Keras 3
+release, keras-nightly and tf-keras on TensorFlow, the pinned release and the nightly on JAX and on PyTorch).
 
-:func:`compute` runs the suite (:func:`measure`) in one child process per variant (:mod:`companion.core.child`, with
-the environment :mod:`companion.core.variants` gives each one) and collects the columns.
+Each column is computed in a child process that imports its Keras and backend (:mod:`companion.versions.install`,
+:mod:`companion.core.child`) and kept in the cache folder under the column, its backend's version and the
+fingerprint of the checks' code, so a build computes it once and every chapter, the tests, ``companion matrix`` and
+the claims audit read the same values. A check outside a column's scope has the value
+:class:`~companion.checks.evidence.NotRun` there; a column not installed here,
+:class:`~companion.checks.evidence.NotInstalled` everywhere; a column whose Keras does not import or run says why in :attr:`Measured.error`.
 
-Every row returns a typed value (:mod:`companion.checks.evidence`): a bool, an int, an enum member or a small frozen
-dataclass. Text is made only where :meth:`Matrix.table` draws the table; the claims audit and the chapters read the
-values (:meth:`Matrix.value`, :meth:`Matrix.where`, :meth:`Matrix.phrases`). The rows that are decisive checks come
-from :mod:`companion.checks.decisive`, which defines them once for this matrix, the release matrix
-(:mod:`companion.versions.releases`) and ``companion check``.
+The views of the matrix (tables, the advice, the claims' verdicts, the figures) are computed from :class:`Matrix`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
-from companion.checks import evidence, questions
-from companion.core import cache, child, profiles, variants
+from companion.checks import evidence, fine_tuning, registry
+from companion.checks.check import Check, measure, versions
+from companion.checks.check import fingerprint as checks_fingerprint
+from companion.core import cache, child
+from companion.core.columns import EVERY_COLUMN, Column, Scope, columns
 from companion.core.tables import FactTable
-from companion.flags import probes
-from companion.suite import facts, layer_facts
-from companion.tutorials import recipes
+from companion.tutorials import recipe_checks
+from companion.versions import install
+
+ROWS: tuple[Check, ...] = (*registry.CHECKS, *recipe_checks.CHECKS)
+BY_ID = registry.by_id(ROWS)
+# The matrix's rows in sections, each a table of its own on a page, so that each groups its columns on its own and
+# stays as wide as the page: one layer, calls outside fit, trainable, each kind of model fine-tuned every way, and
+# what the tutorials' models pass their base.
+r = registry
+SECTIONS: dict[str, tuple[Check, ...]] = {
+    "One layer": (r.DROPOUT_INVERTED, r.DROPOUT_INFERENCE, r.DROPOUT_FROZEN_DROPS, r.FORCED_DROPOUT_PREDICT,
+                  *r.BN_CALLS.values(), r.BN_VARIABLES, r.BN_BATCH_DEPENDENCE, r.BN_MOVING_AVERAGE,
+                  r.DENSE_IGNORES_TRAINING, r.FLATTEN_LAYERS, r.TRAINABLE_CHANGES_MODE, *r.AUTOSCALE.values(),
+                  *r.AUTOSCALE_FORCED.values()),
+    "The mode a model's layers receive outside fit": (r.PREDICT_MODE, r.EVALUATE_MODE, r.CALL_MODE,
+                                                      r.INFERENCE_MOVES_BN, *r.SERVING.values()),
+    "trainable": (r.FROZEN_WEIGHTS, r.TRAINABLE_TIMING, r.OPTIMIZER_REUSE, r.TRAINABLE_AGAIN, r.FALSE_THEN_TRUE,
+                  r.STAGED_UNFREEZING),
+    **{f"Fine-tuning: {kind.name}": tuple(fine_tuning.CHECKS[kind, way] for way in kind.ways)
+       for kind in fine_tuning.KINDS},
+    "What each tutorial's model passes its base": recipe_checks.CHECKS,
+}
+
+
+def fingerprint() -> str:
+    """A hash of the code the matrix's values depend on: the checks' and the recipe checks'."""
+    digest = hashlib.sha256(checks_fingerprint().encode())
+    for module in (recipe_checks.__file__, Path(recipe_checks.__file__).with_name("recipes.py")):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+# --- One column ---------------------------------------------------------------------------------------------------
+
+
+def measured(ids: list[str]) -> dict:
+    """In a column's child process: this process's versions and the values of the checks ``ids`` (JSON), or the
+    error that stopped them all (Keras does not import)."""
+    try:
+        values = measure([BY_ID[i] for i in ids])
+        return {"versions": versions(), "values": {c.id: evidence.to_json(v) for c, v in values.items()}}
+    except Exception as error:
+        return {"error": evidence.first_line(error)}
 
 
 @dataclasses.dataclass(frozen=True)
-class Row:
-    id: str
-    question: str
-    measure: Callable[[profiles.Profile], Any]  # -> a typed value (companion.checks.evidence): shown only in a table
+class Measured:
+    """One column's values (check -> typed value), or the first line of the error that stopped it."""
+
+    column: Column
+    versions: dict[str, str]  # keras, backend, backend_version, python, as the child process reported them
+    values: dict[Check, Any]
+    error: str | None = None
+    seconds: float = 0.0  # it took to compute (process start and imports included)
+    kept: bool = False  # read from the cache folder rather than computed now
+
+    @property
+    def ran(self) -> bool:
+        return self.error is None
+
+    def table(self) -> FactTable:
+        """This column's checks and their values, as a page shows them."""
+        return FactTable(["check", self.column.label],
+                         [[c.question, c.cell(value)] for c, value in self.values.items()])
+
+    def to_json(self) -> dict:
+        return {"versions": self.versions, "values": {c.id: evidence.to_json(v) for c, v in self.values.items()},
+                "error": self.error, "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, column: Column, data: dict, rows: Iterable[Check]) -> Measured:
+        return cls(column, data["versions"], {c: evidence.from_json(data["values"][c.id]) for c in rows},
+                   data["error"], data["seconds"], kept=True)
 
 
-def _decisive(check_id: str) -> Row:
-    """A row that is one of the decisive checks (:mod:`companion.checks.decisive`), defined there once."""
-    check = questions.BY_ID[check_id]
-    return Row(check.id, check.question, lambda p: questions.value(check_id))
+def _not_run(check: Check) -> evidence.NotRun:
+    return evidence.NotRun(f"runs in {check.scope.name}")
 
 
-def _architecture_row(architecture: str, remedy: bool, base_training: bool | None = False):
-    def measure(profile):
-        obs = facts.fine_tune_architecture(architecture, profile, base_training=base_training, remedy=remedy)
-        return evidence.FineTuneCounts(evidence.Count(obs.bn_layers_moved, obs.bn_layers),
-                                       evidence.Count(obs.kernels_updated, obs.kernels_unfrozen))
-
-    return measure
-
-
-@functools.lru_cache(maxsize=None)
-def _nested(profile, remedy=False, base_training=False, base_trainable=True):
-    """One fit of the small transfer model; several rows read the same report."""
-    return facts.fine_tune_small(base_training, remedy, profile, base_trainable=base_trainable)
-
-
-def _frozen_base(profile):
-    report = _nested(profile, base_training=None, base_trainable=False)
-    return evidence.FrozenBase(kernels=facts.base_kernels_changed(report),
-                               statistics=bool(report.changed(probes.BN_MOVING)))
+def run_column(column: Column, rows: tuple[Check, ...] = ROWS, timeout: float = 900) -> Measured:
+    """Compute one column in a child process that imports its Keras; never raises for a column that fails."""
+    if not install.is_installed(column):
+        missing = evidence.NotInstalled(f"{column.label} is not installed: companion variants install --releases")
+        return Measured(column, {}, {c: missing for c in rows}, error="not installed")
+    chosen = [c for c in rows if c.scope(column)]
+    start = time.perf_counter()
+    try:
+        result = child.call("companion.versions.matrix:measured", install.environment(column), timeout=timeout,
+                            ids=[c.id for c in chosen])
+    except child.ChildFailed as failed:
+        result = {"error": failed.reason}
+    seconds = time.perf_counter() - start
+    found = result.get("values", {})
+    values = {c: evidence.from_json(found[c.id]) if c.id in found else _not_run(c) for c in rows}
+    return Measured(column, result.get("versions", {}), values, result.get("error"), seconds)
 
 
-@functools.lru_cache(maxsize=None)
-def _autoscale():
-    return layer_facts.autoscale_dropout_facts()
+def this_install(rows: tuple[Check, ...] = ROWS, on_each: Callable[[Check, int], object] | None = None) -> Measured:
+    """The column of the Keras and backend this process runs, computed here (``companion check``); ``on_each(check,
+    done)`` after each check."""
+    found = versions()
+    legacy = found["keras"].startswith("2.")
+    column = Column("tf-keras" if legacy else "keras-nightly" if ".dev" in found["keras"] else "keras",
+                    found["keras"], found["backend"])
+    start = time.perf_counter()
+    values = measure(rows, on_each)
+    return Measured(column, found, values, seconds=time.perf_counter() - start)
 
 
-def _autoscale_row(trainable: bool):
-    def measure(profile):
-        seen = _autoscale()[trainable]
-        return evidence.AutoScale(seen.trainable_weights, seen.drops_in_training, seen.fit_changed_scale)
-
-    return measure
-
-
-def _frozen_weights(profile):
-    counts = facts.trainable_variable_counts("MobileNetV2", profile)
-    return evidence.TrainableWeights(counts["base frozen: the base's own trainable weights"], counts["base frozen"])
-
-
-def _failed_on_error(measure: Callable[[profiles.Profile], Any]) -> Callable[[profiles.Profile], Any]:
-    """A row whose step may raise on some Keras (an argument refused, an API missing): its value is then
-    :class:`evidence.Failed` with the error's first line, and the other rows still run."""
-    def guarded(profile):
-        try:
-            return measure(profile)
-        except Exception as error:
-            return evidence.Failed(evidence.first_line(error))
-
-    return guarded
+def kept_column(chosen: Column) -> Measured:
+    """The column's values: kept from before when the column, its backend and the checks are the same, else computed
+    and kept (unless it is not installed or its process ran out of time: the next call tries again)."""
+    with cache.Folder.locked(cache.cache_dir() / "matrix" / chosen.key, install.environment_key(chosen),
+                             code=fingerprint()) as kept:
+        data = kept.read_json("column.json")
+        if data is not None:
+            return Measured.from_json(chosen, data, ROWS)
+        computed = run_column(chosen)
+        if install.is_installed(chosen) and "timed out" not in (computed.error or ""):
+            kept.write_json("column.json", computed.to_json())
+        return computed
 
 
-@functools.lru_cache(maxsize=None)
-def _inference_mode_fit(profile):
-    return facts.fit_in_inference_mode(profile)
+# --- The matrix ---------------------------------------------------------------------------------------------------
 
 
-def _mode_layers_changed(profile):
-    changed = layer_facts.trainable_changes_mode()
-    return evidence.Count(sum(changed.values()), len(changed))
-
-
-def _statistics(trainable: bool, training: bool | None):
-    return lambda p: evidence.Statistics(
-        layer_facts.observe_batch_norm(trainable=trainable, training=training).normalised_with)
-
-
-ROWS = [
-    Row("dropout_inverted", "Dropout(0.5), training=True: about half zeroed, survivors x2",
-        lambda p: layer_facts.dropout_is_inverted(layer_facts.observe_dropout(0.5))),
-    Row("dropout_inference", "Dropout, training=False: output equals input",
-        lambda p: layer_facts.observe_dropout(0.5, training=False).identity),
-    Row("dropout_frozen_drops", "Dropout with trainable=False still drops under training=True",
-        lambda p: layer_facts.observe_dropout(0.5, trainable=False).fraction_zeroed > 0),
-    Row("forced_dropout_predict", "Dropout(0.5)(x, training=True) in a functional model: drops in predict",
-        lambda p: facts.forced_dropout_drops_in_predict()),
-    Row("bn_trainable_stats", "BN trainable=True, called with training=True, normalises with", _statistics(True, True)),
-    Row("bn_inference_stats", "BN trainable=True, called with training=False, normalises with",
-        _statistics(True, False)),
-    Row("bn_default_stats", "BN called without a training argument normalises with", _statistics(True, None)),
-    Row("bn_frozen_stats", "BN trainable=False, called with training=True, normalises with", _statistics(False, True)),
-    Row("bn_frozen_updates", "BN trainable=False, a training step: moving statistics updated",
-        lambda p: layer_facts.observe_batch_norm(trainable=False, training=True).moving_statistics_updated),
-    Row("bn_trainable_updates", "BN trainable=True, a training step with training=True: moving statistics updated",
-        lambda p: layer_facts.observe_batch_norm(trainable=True, training=True).moving_statistics_updated),
-    Row("bn_inference_updates", "BN trainable=True, a training step with training=False: moving statistics updated",
-        lambda p: layer_facts.observe_batch_norm(trainable=True, training=False).moving_statistics_updated),
-    Row("bn_trainable_affine", "BN trainable=True, a training step with training=True: gamma/beta updated",
-        lambda p: layer_facts.observe_batch_norm(trainable=True, training=True).gamma_beta_updated),
-    Row("bn_variables", "BN per channel: parameters / moving statistics non-trainable / gamma,beta trainable",
-        lambda p: layer_facts.batch_norm_variables()),
-    Row("bn_batch_dependence", "one image's BN output depends on its batch: training=True / training=False",
-        lambda p: evidence.ByTraining(*(layer_facts.batch_norm_output_depends_on_batch(t) for t in (True, False)))),
-    Row("bn_moving_average", "BN training-mode call: new moving mean = momentum x old + (1 - momentum) x batch mean",
-        lambda p: layer_facts.batch_norm_moving_average()),
-    Row("predict_mode", "training value a layer's call receives in predict",
-        lambda p: evidence.Training.of(layer_facts.training_value_received("predict"))),
-    Row("evaluate_mode", "training value a layer's call receives in evaluate",
-        lambda p: evidence.Training.of(layer_facts.training_value_received("evaluate"))),
-    Row("call_mode", "training value a layer's call receives in model(x), no training argument",
-        lambda p: evidence.Training.of(layer_facts.training_value_received("call"))),
-    Row("fit_passes_true", "base(x) with no training argument: training value its BN received in fit",
-        lambda p: evidence.Training.of(_nested(p, base_training=None).modes["base_bn"][0])),
-    Row("inference_updates_bn", "predict / evaluate: BN statistics updated",
-        lambda p: evidence.PredictEvaluate(**facts.inference_updates_batch_norm())),
-    Row("frozen_weights", "MobileNetV2 base frozen: trainable weights of the base / of the tutorial model",
-        _frozen_weights),
-    Row("frozen_base", "base.trainable=False, base(x), fit: base kernels / BN statistics updated", _frozen_base),
-    Row("frozen_predict_mode", "base.trainable=False, base(x), predict: training value the base's BN received",
-        lambda p: evidence.Training.of(facts.frozen_base_predict_mode())),
-    Row("inference_mode_received", "unfrozen base called with training=False inside a custom layer's call, fit: "
-        "training value the base's BN received", lambda p: evidence.Training.of(
-            _inference_mode_fit(p).modes["base_bn"][0])),
-    Row("inference_mode_updates", "same model: base BN statistics / gamma,beta / kernels updated",
-        lambda p: evidence.Updates(**facts.base_updates(_inference_mode_fit(p)))),
-    Row("dense_training_ignored", "Dense called with training=True and with training=False: same output",
-        _failed_on_error(lambda p: layer_facts.dense_ignores_training())),
-    _decisive("nested_override"),
-    Row("nested_kernels", "same model: base kernels updated",
-        lambda p: facts.base_kernels_changed(_nested(p))),
-    Row("nested_bn_mode", "same model: training value the base's BN received in fit",
-        lambda p: evidence.Training.of(_nested(p).modes["base_bn"][0])),
-    Row("dropout_inside_base", "same model: Dropout inside the base ran in training mode in fit",
-        lambda p: bool(_nested(p).ran_in_training_mode("base_dropout"))),
-    _decisive("dropout_leak_fit"),
-    Row("dropout_leak_call", "same model called with training=True: Dropout after the base drops",
-        lambda p: facts.dropout_after_base_active(False)),
-    _decisive("remedy"),
-    _decisive("remedy_dropout"),
-    _decisive("remedy_alone"),
-    _decisive("remedy_alone_dropout"),
-    _decisive("recompile"),
-    _decisive("none_override"),
-    _decisive("none_dropout"),
-    _decisive("augmented_call"),
-    _decisive("trainable_setter"),
-    _decisive("false_then_true"),
-    _decisive("staged_unfreezing"),
-    _decisive("remedy_inside_dropout"),
-    _decisive("remedy_alone_inside_dropout"),
-    Row("head_dropout_plain", "base(x) with no training argument, fit: Dropout after the base ran in training mode",
-        lambda p: bool(_nested(p, base_training=None).ran_in_training_mode("head_dropout"))),
-    Row("autoscale_trainable", "AutoScaleDropout trainable=True: trainable weights / drops in training / fit moved its scale",
-        _autoscale_row(True)),
-    Row("autoscale_frozen", "AutoScaleDropout trainable=False: trainable weights / drops in training / fit moved its scale",
-        _autoscale_row(False)),
-    Row("autoscale_frozen_fit_training", "AutoScaleDropout trainable=False, fit: ran in training mode (received "
-        "training=True)", lambda p: _autoscale()[False].dropped_in_fit),
-    Row("autoscale_forced_trainable", "AutoScaleDropout(0.5)(x, training=True) in a functional model: drops in predict",
-        lambda p: layer_facts.autoscale_forced_drops_in_predict(True)),
-    Row("autoscale_forced_frozen", "same, the layer frozen (trainable=False): drops in predict",
-        lambda p: layer_facts.autoscale_forced_drops_in_predict(False)),
-    Row("trainable_changes_mode", "layers other than BN whose output depends on training "
-        f"({', '.join(layer_facts.MODE_LAYERS)}), called with training=True: trainable=False changed their mode",
-        _mode_layers_changed),
-    Row("tutorial_2019_call", "the 2019 MobileNetV2 recipe's model: training argument it passes to the base",
-        lambda p: evidence.Training.of(facts.recipe_base_call(recipes.MOBILENET_V2_2019))),
-    Row("tutorial_2020_call", "the 2020 MobileNetV2 recipe's model: training argument it passes to the base",
-        lambda p: evidence.Training.of(facts.recipe_base_call(recipes.MOBILENET_V2_2020))),
-    Row("tutorial_xception_call", "the Xception 2020 recipe's model: training argument it passes to the base",
-        lambda p: evidence.Training.of(facts.recipe_base_call(recipes.XCEPTION_2020))),
-    Row("mobilenet_2019", "MobileNetV2, fine_tune_at=100, base(x) (2019), fit",
-        _architecture_row("MobileNetV2", remedy=False, base_training=None)),
-    Row("mobilenet_as_written", "MobileNetV2, fine_tune_at=100, base(x, training=False), fit",
-        _architecture_row("MobileNetV2", remedy=False)),
-    Row("mobilenet_remedy", "MobileNetV2, fine_tune_at=100, remedy, fit", _architecture_row("MobileNetV2", True)),
-    Row("xception_as_written", "Xception, fully unfrozen, base(x, training=False), fit",
-        _architecture_row("Xception", remedy=False)),
-    Row("xception_remedy", "Xception, fully unfrozen, remedy, fit", _architecture_row("Xception", True)),
-]
-
-
-def measure(profile: profiles.Profile, seed: int = 0) -> dict:
-    """Run every row under this process's Keras; returns the column (typed values) with the versions it ran on."""
-    keras = variants.load_keras()
-    values = {}
-    for row in ROWS:
-        keras.utils.set_random_seed(seed)
-        values[row.id] = row.measure(profile)
-    return {"versions": variants.versions(), "values": values}
-
-
-def _column_to_json(column: dict) -> dict:
-    return {"versions": column["versions"], "values": evidence.values_to_json(column["values"])}
-
-
-def _column_from_json(data: dict) -> dict:
-    return {"versions": data["versions"], "values": evidence.values_from_json(data["values"])}
-
-
-REMEDY_WORKS = questions.REMEDY_WORKS
-
-# The conclusions the chapters draw from the matrix: what a reader of Keras' documentation and guides expects, and
-# the rows' values that say it held.
 @dataclasses.dataclass
 class Matrix:
-    columns: dict[str, dict]  # variant name -> measure()'s result: {"versions": ..., "values": row id -> typed value}
-    seconds: dict[str, float]
+    """Checks by columns: :attr:`rows` in every one of :attr:`measured`."""
 
-    def value(self, variant: str, row_id: str):
-        """The typed value (:mod:`companion.checks.evidence`) of one row under one variant."""
-        return self.columns[variant]["values"][row_id]
+    measured: list[Measured]
+    rows: tuple[Check, ...] = ROWS
 
-    def text(self, variant: str, row_id: str) -> str:
-        """The value as the table shows it."""
-        return evidence.show(self.value(variant, row_id))
+    @property
+    def columns(self) -> list[Column]:
+        return [m.column for m in self.measured]
 
-    def label(self, variant: str) -> str:
-        return f"{variant} {self.columns[variant]['versions']['keras']}"
+    def at(self, column: Column) -> Measured:
+        return next(m for m in self.measured if m.column == column)
 
-    def where(self, **expected) -> list[str]:
-        """The variants under which every given row has the given value, e.g.
-        ``where(nested_override=True)`` or ``where(remedy_alone=REMEDY_WORKS, remedy_alone_dropout=True)``."""
-        return [name for name in self.columns
-                if all(self.value(name, row) == value for row, value in expected.items())]
+    def value(self, column: Column, check: Check):
+        return self.at(column).values[check]
 
-    def table(self, anchors: bool = False) -> FactTable:
-        """One row per check, one column per variant; with ``anchors`` each row can be linked to
-        (``#evidence-nested_override``: the claims audit's evidence links)."""
-        names = list(self.columns)
-        header = ["check", *map(self.label, names)]
-        rows = [[row.question, *(self.text(n, row.id) for n in names)] for row in ROWS]
-        return FactTable(header, rows, row_ids=[f"evidence-{row.id}" for row in ROWS] if anchors else None)
+    def ran(self, scope: Scope = EVERY_COLUMN) -> list[Measured]:
+        """The columns of ``scope`` whose Keras imported and ran."""
+        return [m for m in self.measured if m.ran and scope(m.column)]
+
+    def where(self, test: Callable[[dict[Check, Any]], bool], scope: Scope = EVERY_COLUMN) -> list[Column]:
+        """The columns of ``scope`` that ran and whose values pass ``test``, in table order."""
+        return [m.column for m in self.ran(scope) if test(m.values)]
+
+    def errors(self) -> list[tuple[str, str, str]]:
+        """(columns, check, the error's first line) for every check that raised where its columns ran, the columns
+        that gave the same error together; and (column, "-", why) for a column that did not run."""
+        found: dict[tuple[str, str], list[Column]] = {}
+        for m in self.ran():
+            for c in self.rows:
+                for failed in dict.fromkeys(f.error for f in failures(m.values[c])):
+                    found.setdefault((c.id, failed), []).append(m.column)
+        return [(self.in_words(columns), check_id, error) for (check_id, error), columns in found.items()] + [
+            (m.column.label, "-", m.error) for m in self.measured if not m.ran]
+
+    def in_words(self, chosen: Iterable[Column], short: bool = False) -> str:
+        """Columns for a table cell: the numbered Keras releases on TensorFlow as runs of consecutive releases
+        ("keras 3.0.5 to 3.4.1, 3.6.0"), then the others by label; "none" for none. ``short``: for a column's
+        header ("3.0.5 to 3.4.1; nightly JAX")."""
+        chosen = set(chosen)
+        runs: list[list[str]] = []
+        previous = False
+        for c in filter(lambda c: c.numbered, self.columns):
+            found = c in chosen
+            if found and not previous:
+                runs.append([])
+            if found:
+                runs[-1].append(c.version)
+            previous = found
+        numbered = ", ".join(run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs)
+        others = [c.short_label if short else c.label for c in self.columns if c in chosen and not c.numbered]
+        return "; ".join([numbered if short else f"keras {numbered}"] * bool(runs) + others) or "none"
+
+    @property
+    def short_names(self) -> str:
+        """What the short column headers of :meth:`in_words` mean, for a table's caption."""
+        numbered = [c.version for c in self.columns if c.numbered]
+        releases = f"{numbered[0]} to {numbered[-1]} are Keras releases on TensorFlow, " if numbered else ""
+        return f"{releases}nightly is keras-nightly, JAX and PyTorch name those backends"
+
+    def grouped(self, rows: Iterable[Check], cell: Callable[[Check, Any], str] = Check.cell
+                ) -> dict[tuple[str, ...], list[Column]]:
+        """The columns that agree on every one of ``rows`` (as ``cell`` writes each value), grouped, in table order."""
+        rows = list(rows)
+        groups: dict[tuple[str, ...], list[Column]] = {}
+        for m in self.measured:
+            answers = tuple(cell(c, m.values[c]) for c in rows) if m.ran else (f"did not run: {m.error}",)
+            groups.setdefault(answers, []).append(m.column)
+        return groups
+
+    def table(self, rows: Iterable[Check] | None = None, anchors: bool = False) -> FactTable:
+        """One row per check, one column per group of columns that agree on every one of these rows (headed by
+        :meth:`in_words`); with ``anchors`` each row can be linked to (``#check-nested_override``)."""
+        rows = list(self.rows if rows is None else rows)
+        groups = self.grouped(rows)
+        header = ["check", *(self.in_words(group, short=True) for group in groups.values())]
+        body = [[c.question, *(answers[i] if len(answers) == len(rows) else answers[0] for answers in groups)]
+                for i, c in enumerate(rows)]
+        return FactTable(header, body, caption=f"{len(self.measured)} columns; those that agree on every row share "
+                                               f"one ({self.short_names})",
+                         row_ids=[f"check-{c.id}" for c in rows] if anchors else None)
 
 
-def measured(profile: str) -> dict:
-    """In a variant's child process (:func:`run_variant`): every row's value under this process's Keras, as JSON."""
-    return _column_to_json(measure(profiles.get(profile)))
+def failures(value) -> list[evidence.Failed]:
+    """The Failed values in ``value`` (itself, or the fields of a typed value, at any depth)."""
+    if isinstance(value, evidence.Failed):
+        return [value]
+    if dataclasses.is_dataclass(value):
+        return [f for field in dataclasses.fields(value) for f in failures(getattr(value, field.name))]
+    return []
 
 
-def run_variant(name: str, profile: profiles.Profile) -> dict:
-    """Measure one variant in a child process with that variant's environment."""
-    env = variants.environment(variants.get(name))
-    # The child must not inherit a profile override that differs from the one we pass explicitly.
-    env.pop(profiles.PROFILE_ENV, None)
-    try:
-        return _column_from_json(child.call("companion.versions.matrix:measured", env, profile=profile.name))
-    except child.ChildFailed as failed:
-        raise RuntimeError(f"the fact suite failed under {name}:\n{failed.stderr[-4000:]}") from None
-
-
-def compute(profile: profiles.Profile, names: list[str] | None = None, progress: bool = True) -> Matrix:
-    """Every variant's column; a column computed before with the same settings, versions and code is reused
-    (:mod:`companion.core.cache`), so the chapters that show the matrix compute it once per build."""
-    names = names or list(variants.VARIANTS)
-    this_process = variants.versions()
-
-    def column(name: str) -> tuple[dict, float]:
-        with cache.Folder.locked(cache.cache_dir() / "matrix" / f"{profile.name}-{name}", {
-                "profile": repr(profile), "variant": repr(variants.get(name)), "this process": this_process}) as kept:
-            stored = kept.read_json("column.json")
-            if stored is not None:
-                return _column_from_json(stored["column"]), stored["seconds"]
-            start = time.perf_counter()
-            found = run_variant(name, profile)
-            seconds = time.perf_counter() - start
-            kept.write_json("column.json", {"column": _column_to_json(found), "seconds": seconds})
-            return found, seconds
-
-    results = dict(zip(names, child.two_at_a_time(column, names, "Keras variants", progress)))
-    return Matrix({n: r[0] for n, r in results.items()}, {n: r[1] for n, r in results.items()})
+def compute(selected: list[Column] | None = None, progress: bool = True) -> Matrix:
+    """Every column (or ``selected``), kept ones reused (:func:`kept_column`), the others computed two at a time
+    (:func:`companion.core.child.two_at_a_time`)."""
+    return Matrix(child.two_at_a_time(kept_column, selected or columns(), "Keras columns", progress))

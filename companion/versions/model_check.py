@@ -15,8 +15,9 @@ The step is the one a reader writes to fine-tune: ``base.trainable = True`` on e
 here one step (:func:`companion.flags.report.fit_step_report`) on synthetic data shaped as the model's inputs, with targets
 shaped as its outputs (binary labels for one output unit, sparse labels for several, zeros to regress otherwise).
 Statistics move whatever the weights are worth, so the synthetic data and the file's own weights are enough. The
-file is loaded again for the remedy (:func:`companion.flags.models.freeze_batch_norm` on every base after unfreezing it),
-and the same step runs on it.
+file is loaded again for the remedy (:func:`companion.flags.remedy.freeze_batch_norm` on every base after unfreezing it),
+and the same step runs on it. A model without BatchNormalization is not affected, and says so; a model whose weights
+hold NaN or Inf is checked with a warning that names them.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from companion.checks import evidence
+from companion.core.tables import listing
 from companion.core.variants import load_keras
-from companion.flags import models, probes, report
+from companion.flags import probes, report
+from companion.flags.remedy import freeze_batch_norm
+from companion.flags.walk import batch_norm_layers, walk_layers
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
 SAMPLES = 4  # a batch of 4: enough for BatchNormalization to have batch statistics that differ from its moving ones
@@ -83,10 +87,11 @@ class ModelCheck:
     as_written: Step
     frozen: int  # BatchNormalization layers the remedy set trainable=False
     remedied: Step
+    nonfinite: tuple[str, ...] = ()  # the weights that hold NaN or Inf in the file
 
     def text(self) -> str:
         first = self.as_written.report
-        bases = evidence.listing([f"{b.path!r} ({b.class_name}, {b.batch_norm} BatchNormalization layers, "
+        bases = listing([f"{b.path!r} ({b.class_name}, {b.batch_norm} BatchNormalization layers, "
                                   f"{b.parameters:,} of the model's {self.parameters:,} parameters)"
                                   for b in self.bases])
         unfreeze = "; ".join("model.trainable = True" if b.path == self.model else
@@ -96,15 +101,32 @@ class ModelCheck:
             f"Pretrained base{'s' if len(self.bases) > 1 else ''}: {bases}",
             "",
             f"Fine-tuned as written ({unfreeze}; compile; one fit step on {first.batch_size} synthetic samples, "
-            f"{evidence.listing(sorted({t.value for t in self.targets}))}):",
+            f"{listing(sorted({t.value for t in self.targets}))}):",
             *_step_lines(self.as_written),
             *([f"  still frozen after the assignment: {len(self.as_written.left_frozen)} layers with weights "
                f"({', '.join(self.as_written.left_frozen)})"] if self.as_written.left_frozen else []),
             "",
-            f"With the remedy (companion.flags.models.freeze_batch_norm on the base after unfreezing it; compile): "
+            f"With the remedy (companion.flags.remedy.freeze_batch_norm on the base after unfreezing it; compile): "
             f"froze {self.frozen} BatchNormalization layer{'' if self.frozen == 1 else 's'}",
             *_step_lines(self.remedied),
+            *([f"Warning: {len(self.nonfinite)} weights hold NaN or Inf in the file ({', '.join(self.nonfinite[:5])}"
+               f"{', ...' if len(self.nonfinite) > 5 else ''}): the step ran, but what it changed says nothing "
+               "about training them"] if self.nonfinite else []),
         ])
+
+
+@dataclasses.dataclass(frozen=True)
+class NotAffected:
+    """A model without BatchNormalization: its fine-tuning is not affected by the statistics issue."""
+
+    file: str
+    model: str
+    keras_version: str
+
+    def text(self) -> str:
+        return (f"Model {self.model!r} from {self.file} (keras {self.keras_version}) has no BatchNormalization "
+                "layer: fine-tuning it is not affected by the statistics issue, and the remedy has nothing to freeze. "
+                "training=False still sets the mode of its Dropout and other layers that take training.")
 
 
 def _by_class(modes: list[report.LayerMode], totals: dict[str, int]) -> str:
@@ -126,9 +148,14 @@ def _step_lines(step: Step) -> list[str]:
     moved = [path for path, changed in r.statistics_moved().items() if changed]
     trained = "; ".join(f"{kind} {step.trainable.get(kind, 0)} of {total}" for kind, (_, total) in r.counts().items()
                         if kind in (probes.KERNELS, probes.BN_AFFINE))
+    inference = [m for m in r.layers if m.ran_in_training_mode is False]
+    # A frozen BatchNormalization layer that receives training=True runs in inference mode: its mode is what counts,
+    # the value it received a detail.
+    overruled = [m for m in inference if m.received_training]
+    detail = f" (frozen, though they received training=True: {_by_class(overruled, totals)})" if overruled else ""
     return [
-        f"  received training=True:  {_by_class([m for m in r.layers if m.ran_in_training_mode], totals)}",
-        f"  received training=False: {_by_class([m for m in r.layers if m.ran_in_training_mode is False], totals)}",
+        f"  ran in training mode:     {_by_class([m for m in r.layers if m.ran_in_training_mode], totals)}",
+        f"  ran in inference mode:    {_by_class(inference, totals)}{detail}",
         f"  BN statistics moved:      {f'{len(moved)} of {len(r.statistics_moved())} layers' if moved else 'none'}",
         f"  trainable in the step:    {trained}",
     ]
@@ -196,7 +223,7 @@ def _refuse_code(path: Path, config: dict) -> None:
     layers = [o for o in objects if "inbound_nodes" in o or "build_config" in o or o.get("module") == "keras.layers"]
     custom = sorted({o["class_name"] for o in objects
                      if (o.get("module") is None and o.get("registered_name"))
-                     or (o.get("module") and not str(o["module"]).startswith("keras"))}
+                     or (o.get("module") and not str(o["module"]).startswith(("keras", "tf_keras")))}
                     | {o["class_name"] for o in layers
                        if o["class_name"] not in _CONTAINERS and not hasattr(keras.layers, o["class_name"])})
     if custom:
@@ -226,7 +253,7 @@ def find_bases(model) -> list:
     total = model.count_params() or 1
     found = [layer for layer in model.layers
              if getattr(layer, "layers", None)
-             and (models.batch_norm_layers(layer) or layer.count_params() >= BASE_SHARE * total)]
+             and (batch_norm_layers(layer) or layer.count_params() >= BASE_SHARE * total)]
     return found or [model]
 
 
@@ -271,13 +298,13 @@ def _fine_tuning_step(model, remedy: bool) -> tuple[Step, int]:
     bases = find_bases(model)
     for base in bases:
         base.trainable = True
-    left_frozen = tuple(path for path, layer in models.walk_layers(model)
+    left_frozen = tuple(path for path, layer in walk_layers(model)
                         if layer.weights and not getattr(layer, "layers", None) and not layer.trainable)
     frozen = []
     for base in bases if remedy else []:
         try:
-            frozen += models.freeze_batch_norm(base)
-        except models.UnreachableBatchNormError as error:
+            frozen += freeze_batch_norm(base)
+        except ValueError as error:  # the remedy's refusal: statistics it cannot freeze
             raise ModelCheckError(f"the remedy cannot protect {model.name!r}: {error}") from error
     x, y, _, loss = synthetic_data(model)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
@@ -288,20 +315,26 @@ def _fine_tuning_step(model, remedy: bool) -> tuple[Step, int]:
     return Step(report.fit_step_report(model, x, y), trainable, left_frozen), len(frozen)
 
 
-def check(path: str | Path) -> ModelCheck:
-    """Load the saved model twice and run the fine-tuning step on it, as written and with the remedy."""
+def nonfinite_weights(model) -> tuple[str, ...]:
+    """The names of the model's weights that hold NaN or Inf."""
+    return tuple(getattr(v, "path", v.name) for v in model.weights if not np.isfinite(probes.to_numpy(v)).all())
+
+
+def check(path: str | Path) -> ModelCheck | NotAffected:
+    """Load the saved model twice and run the fine-tuning step on it, as written and with the remedy; a model
+    without BatchNormalization is :class:`NotAffected`."""
     model = load(path)
-    if not models.batch_norm_layers(model):
-        raise ModelCheckError(
-            f"model {model.name!r} in {path} has no BatchNormalization layer, so the remedy has nothing to freeze: "
-            "its fine-tuning is not affected by the statistics issue, and training=False only sets the mode of "
-            "its Dropout and other layers that take training")
+    if not batch_norm_layers(model) and not any(t.kind == probes.BN_MOVING
+                                                for t in probes.tracked_variables(model)):
+        return NotAffected(str(path), model.name, load_keras().__version__)
+    nonfinite = nonfinite_weights(model)
     bases = find_bases(model)
-    found = tuple(Base(b.name, type(b).__name__, len(models.batch_norm_layers(b)), b.count_params()) for b in bases)
+    found = tuple(Base(b.name, type(b).__name__, len(batch_norm_layers(b)), b.count_params()) for b in bases)
     _, _, targets, _ = synthetic_data(model)
     as_written, _ = _fine_tuning_step(model, remedy=False)
     remedied, frozen = _fine_tuning_step(load(path), remedy=True)
-    return ModelCheck(str(path), model.name, model.count_params(), found, targets, as_written, frozen, remedied)
+    return ModelCheck(str(path), model.name, model.count_params(), found, targets, as_written, frozen, remedied,
+                      nonfinite)
 
 
 def main(path: str) -> int:
