@@ -292,12 +292,33 @@ class Phase(Fields):
     bn_received: Training | NotApplicable
     dropout_inside: bool | NotApplicable
     dropout_after: bool | NotApplicable
+    # The layers the reader's guard flagged (companion.flags.stated: what the model states, measured the same step).
+    guard_flagged: int = 0
 
     def __str__(self) -> str:
         dropouts = ", ".join(f"{name} {'on' if value else 'off'}" for name, value in (
             ("Dropout in", self.dropout_inside), ("after", self.dropout_after)) if isinstance(value, bool))
         return (f"BN {self.statistics} moved, gamma/beta {show(self.affine)}, kernels {self.kernels} trained"
                 + (f"; {dropouts}" if dropouts else ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class Guarded(Fields):
+    """The guard over one kind of model's fine-tunings, every way it is fine-tuned, both phases: of the phases where a
+    layer did not behave as the model states, those where the guard fired; of the others, those where it was silent."""
+
+    broken: int
+    fired_on_broken: int
+    as_stated: int
+    silent_on_as_stated: int
+
+    def __str__(self) -> str:
+        return f"fired {self.fired_on_broken} of {self.broken} broken; silent {self.silent_on_as_stated} of {self.as_stated} others"
+
+    @property
+    def exact(self) -> bool:
+        """It fired on every phase that broke what the model states, and on no other."""
+        return self.fired_on_broken == self.broken and self.silent_on_as_stated == self.as_stated
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ from companion.checks.check import Check
 from companion.checks.ways import PLAIN, REMEDY, REMEDY_WRAPPED, TRAINING_FALSE, Way
 from companion.core.columns import EVERY_COLUMN, REAL_MODELS, Scope
 from companion.core.tables import FactTable
-from companion.flags import modes, probes
+from companion.flags import modes, probes, stated
 from companion.flags.remedy import freeze_batch_norm
 from companion.flags.walk import batch_norm_layers, is_batch_norm, is_dropout, walk_layers
 
@@ -216,9 +216,11 @@ def training_phase(keras, kind: ModelKind, model, base, x, y) -> evidence.Phase:
     inside = {id(layer) for _, layer in walk_layers(base)} | {id(base)}
     trainable = {id(v) for v in base.trainable_weights}
     snapshot = probes.Snapshot(base)
+    guard = stated.Watch(model)  # the reader's guard, watching the same step (companion.checks.guard_checks)
     recorder = modes.ModeRecorder(model, lambda layer: is_batch_norm(layer) or is_dropout(layer), active=False)
     with recorder:
         kind.train(keras, model, x, y, recorder)
+    flagged = guard.mismatches()
     changes = snapshot.variables
     diverged = [f"{v.layer}/{v.name}" for v in changes if not v.finite]
     if diverged:  # a NaN counts as a change: what moved would say nothing about the flags
@@ -239,7 +241,8 @@ def training_phase(keras, kind: ModelKind, model, base, x, y) -> evidence.Phase:
         dropout_inside=_ran(received(lambda layer: is_dropout(layer) and id(layer) in inside),
                             "no Dropout in the base"),
         dropout_after=_ran(received(lambda layer: is_dropout(layer) and id(layer) not in inside),
-                           "no Dropout after the base"))
+                           "no Dropout after the base"),
+        guard_flagged=len(flagged))
 
 
 def _ran(values: list, none: str) -> bool | evidence.NotApplicable:

@@ -238,14 +238,17 @@ def subclassed_model(keras, base, call: Call, passes_training: bool = False):
             self.head = keras.layers.Dense(1, name="head")
 
         def call(self, x, training=None):
-            passed = {"training": training} if passes_training else {}
             if call is Call.TRAINING_FALSE:
                 features = self.base(x, training=False)
             elif call is Call.TRAINING_NONE:
                 features = self.base(x, training=None)
+            elif passes_training:
+                features = self.base(x, training=training)
             else:
-                features = self.base(x, **passed)
-            return self.head(self.dropout(features, **passed))
+                features = self.base(x)
+            if passes_training:
+                return self.head(self.dropout(features, training=training))
+            return self.head(self.dropout(features))
 
     return TransferModel(base, name="tutorial")
 

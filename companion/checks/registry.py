@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 
-from companion.checks import calls, fine_tuning, layer_checks, trainable_checks
+from companion.checks import calls, fine_tuning, guard_checks, layer_checks, trainable_checks
 from companion.checks.check import Check
 from companion.checks.evidence import (
     AutoScale,
@@ -147,7 +147,7 @@ CHECKS: tuple[Check, ...] = (
     DENSE_IGNORES_TRAINING, FLATTEN_LAYERS, TRAINABLE_CHANGES_MODE, *AUTOSCALE.values(), *AUTOSCALE_FORCED.values(),
     FROZEN_WEIGHTS,
     *SERVING.values(), TRAINABLE_TIMING, OPTIMIZER_REUSE, TRAINABLE_AGAIN, FALSE_THEN_TRUE, STAGED_UNFREEZING,
-    *fine_tuning.CHECKS.values())
+    *fine_tuning.CHECKS.values(), *guard_checks.CHECKS.values())
 
 
 def by_id(checks=CHECKS) -> dict[str, Check]:

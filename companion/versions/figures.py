@@ -13,7 +13,7 @@ import dataclasses
 import textwrap
 from typing import Any, Callable
 
-from companion.checks import evidence, fine_tuning
+from companion.checks import evidence, fine_tuning, guard_checks
 from companion.checks.check import Check
 from companion.checks.ways import Way
 from companion.core import plots
@@ -96,6 +96,14 @@ def way_rows(way: Way, kinds=fine_tuning.KINDS) -> list[Row]:
     """One row per kind of model fine-tuned ``way``: as the tutorials intend, or how not."""
     return [Row(kind.name, fine_tuning.check(kind, way), fine_tuning.as_intended(way.remedy), True,
                 _departures_cell(way.remedy)) for kind in kinds if way in kind.ways]
+
+
+def guard_rows(kinds=fine_tuning.KINDS) -> list[Row]:
+    """One row per kind of model: the guard fired on every phase that broke what the model states, and on no other
+    (:mod:`companion.checks.guard_checks`); the cell counts both."""
+    return [Row(kind.name, guard_checks.CHECKS[kind], lambda value: value.exact, True,
+                lambda value: f"fired {value.fired_on_broken}/{value.broken}\n"
+                              f"silent {value.silent_on_as_stated}/{value.as_stated}") for kind in kinds]
 
 
 @plots.styled

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from companion.checks import evidence, fine_tuning, registry
+from companion.checks import evidence, fine_tuning, guard_checks, registry
 from companion.checks.check import Check, measure, versions
 from companion.checks.check import fingerprint as checks_fingerprint
 from companion.core import cache, child
@@ -47,6 +47,7 @@ SECTIONS: dict[str, tuple[Check, ...]] = {
     **{f"Fine-tuning: {kind.name}": tuple(fine_tuning.CHECKS[kind, way] for way in kind.ways)
        for kind in fine_tuning.KINDS},
     "What each tutorial's model passes its base": recipe_checks.CHECKS,
+    "The guard (companion.versions.guard) on each kind of model": tuple(guard_checks.CHECKS.values()),
 }
 
 
@@ -123,16 +124,20 @@ def run_column(column: Column, rows: tuple[Check, ...] = ROWS, timeout: float = 
     return Measured(column, result.get("versions", {}), values, result.get("error"), seconds)
 
 
+def here() -> Column:
+    """The column of the Keras and backend this process runs."""
+    found = versions()
+    legacy = found["keras"].startswith("2.")
+    return Column("tf-keras" if legacy else "keras-nightly" if ".dev" in found["keras"] else "keras",
+                  found["keras"], found["backend"])
+
+
 def this_install(rows: tuple[Check, ...] = ROWS, on_each: Callable[[Check, int], object] | None = None) -> Measured:
     """The column of the Keras and backend this process runs, computed here (``companion check``); ``on_each(check,
     done)`` after each check."""
-    found = versions()
-    legacy = found["keras"].startswith("2.")
-    column = Column("tf-keras" if legacy else "keras-nightly" if ".dev" in found["keras"] else "keras",
-                    found["keras"], found["backend"])
     start = time.perf_counter()
     values = measure(rows, on_each)
-    return Measured(column, found, values, seconds=time.perf_counter() - start)
+    return Measured(here(), versions(), values, seconds=time.perf_counter() - start)
 
 
 def kept_column(chosen: Column) -> Measured:
