@@ -10,8 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 # Pages without a figure of their own: nothing to plot (the introduction's one run, how the book is verified, the
-# reproducers' outputs), or, for the summary, the figures it cites are on the pages that compute them.
-PAGES_WITHOUT_FIGURES = ("book/introduction", "book/how_it_is_verified", "book/upstream_reports", "book/summary")
+# reproducers' outputs, the API reference), or, for the summary, the figures it cites are on the pages that compute them.
+PAGES_WITHOUT_FIGURES = ("book/introduction", "book/how_it_is_verified", "book/upstream_reports", "book/summary",
+                         "book/api")
 
 # Tests compute on the CPU, quietly and in the smallest profile, whatever the caller's environment says, and
 # start from an empty cache: every kept result (run checkpoints, matrix columns) is computed in this session. The

@@ -200,6 +200,24 @@ def source(*functions):
                     + "```")
 
 
+def api_table(modules: list[tuple[str, list[str]]]):
+    """The API page's table: each public name of ``modules`` ((module, names) pairs), linked to its entry below, with
+    the first sentence of its docstring."""
+    import importlib
+    import inspect
+
+    from companion.core.tables import FactTable
+
+    rows, links = [], {}
+    for module, names in modules:
+        loaded = importlib.import_module(module)
+        for name in names:
+            doc = inspect.getdoc(getattr(loaded, name)) or ""
+            links[len(rows), 0] = [(name, f"#{module}.{name}")]  # the id Sphinx gives the entry
+            rows.append([name, module, " ".join(doc.split("\n\n")[0].split()).split(". ")[0].rstrip(".")])
+    return FactTable(["name", "module", "what it is"], rows, links=links)
+
+
 def glue_values(values: dict) -> None:
     """Glue each value under its name for the chapter's prose (``{glue:text}`name```), without displaying it."""
     from myst_nb import glue
