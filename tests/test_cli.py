@@ -31,8 +31,9 @@ def test_chapters_are_listed_in_book_order(capsys):
     assert cli.main(["chapters"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names == ["introduction", "summary", "trainable_versus_training", "keras3_surprise", "keras_versions",
-                     "is_my_model_affected", "offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020",
-                     "keras_guide_xception_2020", "side_by_side", "claims_audit", "upstream_reports", "how_it_is_verified"]
+                     "is_my_model_affected", "guard_your_fine_tuning", "offline_weights", "mobilenet_v2_2019",
+                     "mobilenet_v2_2020", "keras_guide_xception_2020", "side_by_side", "claims_audit",
+                     "upstream_reports", "how_it_is_verified", "api"]
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,8 @@ def test_two_jobs_run_the_chapters_that_train_apart_from_the_others_each_in_book
     assert training == ["offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020", "keras_guide_xception_2020",
                         "side_by_side"]
     assert others == ["introduction", "summary", "trainable_versus_training", "keras3_surprise", "keras_versions",
-                      "is_my_model_affected", "claims_audit", "upstream_reports", "how_it_is_verified"]
+                      "is_my_model_affected", "guard_your_fine_tuning", "claims_audit", "upstream_reports",
+                      "how_it_is_verified", "api"]
     assert chapters.lanes(names, 1) == [names] and chapters.lanes(["summary"], 2) == [["summary"]]
     with pytest.raises(chapters.ChapterError, match="--jobs must be 1 or 2"):
         chapters.lanes(names, 3)

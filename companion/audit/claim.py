@@ -47,8 +47,10 @@ CHAPTERS = {
     "claims_audit": "this book, chapter 'Claims audit'",
     "summary": "this book, 'In a hurry: the answer on one page'",
     "is_my_model_affected": "this book, chapter 'Is my model affected?'",
+    "guard_your_fine_tuning": "this book, chapter 'Guard your own fine-tuning'",
     "upstream_reports": "this book, appendix 'Upstream reports'",
     "how_it_is_verified": "this book, appendix 'How the book is verified'",
+    "api": "this book, appendix 'The companion's API'",
 }
 
 HOLDS, FAILS, DEPENDS = "holds", "fails", "depends on the version"

@@ -77,12 +77,18 @@ _results: dict[Callable, Any] = {}  # keyed by the scenario itself, which keeps 
 
 def seed(keras, value: int = 0) -> None:
     """Seed Keras' random generators. ``keras.utils.set_random_seed`` also seeds TensorFlow whenever it is installed,
-    importing it; under another backend, seed Python and numpy, from which Keras draws its own seeds."""
+    importing it; under another backend, seed Python and numpy, from which Keras draws its own seeds, and PyTorch's
+    own generator, which Keras' unseeded Dropout draws its masks from on PyTorch (the masks, and with them a check's
+    result, differed from run to run without it)."""
     if keras.backend.backend() == "tensorflow":
         keras.utils.set_random_seed(value)
-    else:
-        random.seed(value)
-        np.random.seed(value)
+        return
+    random.seed(value)
+    np.random.seed(value)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(value)
 
 
 def result(scenario: Callable):
