@@ -219,7 +219,7 @@ class Watch:
         self.model = model
         self.layers = walk_layers(model)
         self.batch_norm = [(path, layer) for path, layer in self.layers if is_batch_norm(layer)]
-        self._snapshots = {id(layer): probes.Snapshot(LayerList([layer])) for _, layer in self.batch_norm}
+        self.renew()
         self.recorder = modes.ModeRecorder(model) if recording else None
         if self.recorder is not None:
             self.recorder.__enter__()
@@ -233,7 +233,6 @@ class Watch:
             self.recorder.__exit__(None, None, None)
             self.recorder = None
 
-    close = stop_recording
 
     def mismatches(self) -> list[Mismatch]:
         """The layers that did not behave as the model states since the watch began (or the last :meth:`renew`); the

@@ -42,15 +42,11 @@ class Guard(Watch):
         """The mismatches since the watch began; raised as :class:`FineTuningMismatch` (``on_mismatch="raise"``),
         warned (``"warn"``) or only returned (``"return"``). With ``fix``, the message ends with the fix the book's
         matrix computes for this Keras and backend."""
-        if on_mismatch not in ("raise", "warn", "return"):
-            raise ValueError(f'on_mismatch must be "raise", "warn" or "return", not {on_mismatch!r}')
+        _check_option(on_mismatch)
         found = self.mismatches()
         self.renew()
         if found and on_mismatch != "return":
-            text = message(self.model, found, when, fix_here() if fix else None)
-            if on_mismatch == "raise":
-                raise FineTuningMismatch(text, found)
-            warnings.warn(text, FineTuningMismatchWarning, stacklevel=2)
+            report(self.model, found, when, fix_here() if fix else None, on_mismatch)
         return found
 
 
@@ -90,6 +86,19 @@ def message(model, found: list[Mismatch], when: str, fix: str | None) -> str:
     if fix:
         lines += ["", fix]
     return "\n".join(lines)
+
+
+def _check_option(on_mismatch: str) -> None:
+    if on_mismatch not in ("raise", "warn", "return"):
+        raise ValueError(f'on_mismatch must be "raise", "warn" or "return", not {on_mismatch!r}')
+
+
+def report(model, found: list[Mismatch], when: str, fix: str | None, on_mismatch: str) -> None:
+    """Raise :class:`FineTuningMismatch` (``on_mismatch="raise"``) or warn with the one message for ``found``."""
+    text = message(model, found, when, fix)
+    if on_mismatch == "raise":
+        raise FineTuningMismatch(text, found)
+    warnings.warn(text, FineTuningMismatchWarning, stacklevel=3)
 
 
 @functools.cache
@@ -168,7 +177,7 @@ class _Guard:
 
     def on_train_end(self, logs=None):
         if self.watcher is not None:
-            self.watcher.close()
+            self.watcher.stop_recording()
 
 
 @functools.cache
@@ -195,6 +204,7 @@ def serving(model, x, on_mismatch: str = "raise") -> list[Mismatch]:
     """Call ``model(x)`` as a server would and check that no augmentation layer inside ran in training mode (Keras'
     augmentation layers do by default when called without ``training``); the fix is ``model(x, training=False)`` or
     ``model.predict(x)``."""
+    _check_option(on_mismatch)
     augmentation = [(path, layer) for path, layer in walk_layers(model) if is_augmentation(layer)]
     with modes.ModeRecorder(model, is_augmentation) as recorder:
         model(x)
@@ -204,8 +214,6 @@ def serving(model, x, on_mismatch: str = "raise") -> list[Mismatch]:
                       f"a direct {model.name}(x) call serves the model")
              for path, layer in augmentation if probes.ran_in_training_mode(recorder.values[path])]
     if found and on_mismatch != "return":
-        text = message(model, found, "serving", "The fix: serve with model(x, training=False) or model.predict(x).")
-        if on_mismatch == "raise":
-            raise FineTuningMismatch(text, found)
-        warnings.warn(text, FineTuningMismatchWarning, stacklevel=2)
+        report(model, found, "serving", "The fix: serve with model(x, training=False) or model.predict(x).",
+               on_mismatch)
     return found
