@@ -4,8 +4,11 @@ import os
 
 import pytest
 
+import dataclasses
+
+from companion import data
 from companion.core import profiles
-from companion.training import benchmark
+from companion.training import benchmark, peer
 
 pytestmark = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                 reason="needs the real images: set COMPANION_DATA_DIR")
@@ -19,3 +22,27 @@ def test_benchmark_reports_pipeline_and_training_speed():
     assert all(speed > 0 for speed in result.training.values())
     text = repr(result.table())
     assert "pipeline, cached pass" in text and "required 5x" in text
+
+
+def test_the_peer_reads_the_same_files_as_the_runner(tmp_path):
+    smoke = profiles.get("smoke")
+    folder = peer.tutorial_folder(smoke, tmp_path)
+    layout = data.load_layout(data.dataset_root())
+    for split in data.SPLITS:
+        for label, name in enumerate(data.CLASS_NAMES):
+            linked = sorted(p.resolve() for p in (folder / split / name).iterdir())
+            read = sorted(p.resolve() for p, found in layout.labelled(split, smoke.images_per_class) if found == label)
+            assert linked == read and len(read) == smoke.images_per_class
+
+
+def test_the_runner_and_the_bare_keras_peer_alternate_on_the_same_images():
+    one_epoch = dataclasses.replace(profiles.get("smoke"), epochs=(("*", profiles.Epochs(1, 1, "a test")),))
+    found = peer.compare(one_epoch, pairs=1)
+    # smoke: 100 images per class and split, both sides
+    assert found.images == {"train": 200, "validation": 200} and found.epochs == 1
+    assert len(found.runner_seconds) == len(found.peer_seconds) == 1
+    assert found.ratio == pytest.approx(found.runner_seconds[0] / found.peer_seconds[0])
+    assert all(0 <= accuracy <= 1 for accuracy in (*found.runner_accuracy, *found.peer_accuracy))
+    assert "runner / bare Keras" in repr(found.table())
+    with pytest.raises(ValueError, match="at least one pair"):
+        peer.compare(one_epoch, pairs=0)

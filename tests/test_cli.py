@@ -164,6 +164,14 @@ def test_a_relative_data_folder_works_with_companion_run_in_two_jobs(tmp_path):
     # 100 images per class (the smoke profile) read through the relative folder.
     assert summary["completed"] and summary["glued"]["head_train_images"] == 200
     assert json.loads((tmp_path / "out" / "how_it_is_verified.summary.json").read_text())["completed"]
+    # The build's account: each chapter in its lane, its phases adding up to its time.
+    account = json.loads((tmp_path / "out" / "build.summary.json").read_text())
+    assert account["lanes"] == [["offline_weights"], ["how_it_is_verified"]]
+    assert {name: chapter["lane"] for name, chapter in account["chapters"].items()} == {
+        "offline_weights": 1, "how_it_is_verified": 2}
+    for chapter in account["chapters"].values():
+        assert sum(chapter["phases"].values()) == pytest.approx(chapter["seconds"], abs=0.5)
+    assert "Where the time went" in done.stdout and "where its time went: " in done.stdout
     # Papermill's injected copy of the parameters is plumbing: the book built from this run leaves it out.
     executed = json.loads((tmp_path / "out" / "offline_weights.ipynb").read_text())
     injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]

@@ -6,8 +6,9 @@ The caller names the function (``"companion.versions.matrix:measured"``) and its
 the child (``python -m companion.core.child``) imports it, calls it, and writes what it returned, as JSON, to a file
 the caller reads back: nothing is parsed out of what the child prints. A long function reports progress with
 :func:`step`, which advances the caller's ``on_step`` (a progress bar). A child that fails raises
-:class:`ChildFailed` with the line that names its error. This module imports only the standard library, so that
-it runs under every Keras release. :func:`two_at_a_time` runs such calls for many variants or releases.
+:class:`ChildFailed` with the line that names its error. This module imports only the standard library (and
+:mod:`companion.core.timing`, which does too), so that it runs under every Keras release. :func:`two_at_a_time` runs
+such calls for many variants or releases.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from companion.core.timing import ACCOUNT_ENV
 
 STEP_LINE = "companion-child-step"
 
@@ -46,6 +49,8 @@ def call(target: str, env: dict[str, str], timeout: float | None = None, on_step
          **arguments):
     """``target(**arguments)`` (``"package.module:function"``) in a child process with environment ``env``; the
     value it returned (JSON: dicts, lists, strings, numbers). Raises :class:`ChildFailed`, also on ``timeout``."""
+    # The child's own phases are not the caller's: the caller times the call as a whole (companion.core.timing).
+    env = {name: value for name, value in env.items() if name != ACCOUNT_ENV}
     with tempfile.TemporaryDirectory(prefix="companion-child-") as folder:
         given, returned, errors = Path(folder) / "arguments.json", Path(folder) / "returned.json", Path(folder) / "err"
         given.write_text(json.dumps(arguments))

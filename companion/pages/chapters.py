@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from companion import PACKAGE
-from companion.core import profiles
+from companion.core import profiles, timing
+from companion.core.tables import FactTable
 from companion.pages import notebook
 
 ROOT = PACKAGE.parent  # the clone, when the companion runs from one
@@ -140,11 +141,42 @@ class Summary:
     stopped_at: str | None  # where it stopped: "cell 7: DatasetError: ..." or "interrupted in cell 7"
     facts: list[str]
     glued: dict
+    # Where its time went: seconds per phase (companion.core.timing.PHASES) and "other", the rest.
+    phases: dict = dataclasses.field(default_factory=dict)
 
     def write(self, folder: Path) -> Path:
         path = folder / f"{Path(self.executed_notebook).stem}.summary.json"
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2))
         return path
+
+
+def build_account(output: Path, lanes: list[list[str]], seconds: float) -> FactTable:
+    """Where a run of several chapters spent its time, from their summaries in ``output``: one row per chapter (its
+    lane, seconds, and seconds per phase of :mod:`companion.core.timing`), each lane's total; written to
+    ``OUTPUT/build.summary.json`` and returned as a table. A chapter without a summary (it did not run) is left
+    out."""
+    rows, found = [], {}
+    for number, lane in enumerate(lanes, start=1):
+        for name in lane:
+            path = Path(output) / f"{find(name).stem}.summary.json"
+            if not path.is_file():
+                continue
+            summary = json.loads(path.read_text())
+            found[summary["chapter"]] = {"lane": number, "seconds": summary["seconds"],
+                                         "phases": summary.get("phases", {})}
+    phases = [*timing.PHASES, "other"]
+    used = [phase for phase in phases if any(phase in chapter["phases"] for chapter in found.values())]
+    for name, chapter in found.items():
+        rows.append([name, str(chapter["lane"]), f"{chapter['seconds']:.0f}",
+                     *(f"{chapter['phases'].get(phase, 0):.0f}" for phase in used)])
+    lane_seconds = [round(sum(c["seconds"] for c in found.values() if c["lane"] == n), 1)
+                    for n in range(1, len(lanes) + 1)]
+    (Path(output) / "build.summary.json").write_text(json.dumps(
+        {"seconds": round(seconds, 1), "lanes": lanes, "lane_seconds": lane_seconds, "chapters": found,
+         "phases": timing.PHASES}, indent=2))
+    return FactTable(["chapter", "lane", "seconds", *used], rows,
+                     caption=f"{seconds / 60:.1f} min in all; each lane's chapters, in seconds: "
+                             + ", ".join(f"lane {n} {s:.0f}" for n, s in enumerate(lane_seconds, start=1)))
 
 
 def _summary(name: str, profile: str, parameters: dict, started: float, executed: Path, stopped_at=None) -> Summary:
@@ -153,8 +185,14 @@ def _summary(name: str, profile: str, parameters: dict, started: float, executed
     nb = nbformat.read(executed, as_version=4) if executed.is_file() else nbformat.v4.new_notebook()
     facts = ["".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
              for cell in nb.cells if notebook.is_fact_cell(cell)]
-    return Summary(name, profile, parameters, round(time.perf_counter() - started, 1), str(executed),
-                   stopped_at is None, stopped_at, facts, glued_values(nb))
+    seconds = round(time.perf_counter() - started, 1)
+    return Summary(name, profile, parameters, seconds, str(executed), stopped_at is None, stopped_at, facts,
+                   glued_values(nb), timing.account(_account_file(executed), seconds))
+
+
+def _account_file(executed: Path) -> Path:
+    """Where the chapter's kernel appends its timed phases (:mod:`companion.core.timing`)."""
+    return executed.with_suffix(".times.jsonl")
 
 
 def _failed_cell(executed: Path) -> str:
@@ -245,6 +283,8 @@ def run(name: str, profile: str, parameters: dict, output: Path, progress: bool 
     output = Path(output).absolute()  # papermill runs the kernel in the chapter's folder
     output.mkdir(parents=True, exist_ok=True)
     executed = output / source.name
+    _account_file(executed).unlink(missing_ok=True)
+    os.environ[timing.ACCOUNT_ENV] = str(_account_file(executed))  # the kernel inherits it
     started = time.perf_counter()
     kernels: list = []
     try:
@@ -259,6 +299,8 @@ def run(name: str, profile: str, parameters: dict, output: Path, progress: bool 
     except KeyboardInterrupt:
         _summary(source.stem, profile, parameters, started, executed, "interrupted").write(output)
         raise ChapterError(f"{source.stem} interrupted; the part that ran is in {executed}") from None
+    finally:
+        os.environ.pop(timing.ACCOUNT_ENV, None)
     _hide_injected_parameters(executed)
     summary = _summary(source.stem, profile, parameters, started, executed)
     summary.write(output)

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from companion.core import cache, profiles, terminal, variants
@@ -53,6 +54,7 @@ SHOWN_VALUES = ("acc_", "test_", "exp_")  # the glued values `companion run` pri
 def _print_summary(summary: chapters.Summary) -> None:
     print(f"{summary.chapter}: {summary.seconds} s (profile {summary.profile}), executed notebook "
           f"{summary.executed_notebook}, summary {Path(summary.executed_notebook).with_suffix('.summary.json')}")
+    print("  where its time went: " + ", ".join(f"{phase} {seconds:g} s" for phase, seconds in summary.phases.items()))
     for key in ("resumed", "recovered"):
         if key in summary.glued:
             label = "read from checkpoints" if key == "resumed" else "kept results recomputed"
@@ -75,18 +77,25 @@ def _run(args) -> int:
     for name in names:
         chapters.find(name)  # every name checked before a kernel starts
     lanes = chapters.lanes(names, args.jobs)
+    started = time.perf_counter()
     if len(lanes) > 1:
-        return _run_in_parallel(lanes, args)
-    for name in names:
-        _print_summary(chapters.run(name, args.profile, parameters, args.output, progress=not args.no_progress))
-    return 0
+        code = _run_in_parallel(lanes, args)
+    else:
+        for name in names:
+            _print_summary(chapters.run(name, args.profile, parameters, args.output, progress=not args.no_progress))
+        code = 0
+    if len(names) > 1 and not args.in_lane:  # a lane of `--jobs 2` leaves the account to the run that started it
+        account = chapters.build_account(args.output, lanes, time.perf_counter() - started)
+        print(f"Where the time went ({args.output / 'build.summary.json'}):")
+        print(account.text(terminal.width()))
+    return code
 
 
 def _run_in_parallel(lanes: list[list[str]], args) -> int:
     """Each lane of chapters in a `companion run` process of its own, at the same time; their summaries are printed
     as each chapter ends (without progress bars, which two processes would garble). Exit 2 if any lane failed."""
     command = [sys.executable, "-m", "companion.pages.cli", "run", "--profile", args.profile, "--output",
-               str(args.output.absolute()), "--no-progress"]
+               str(args.output.absolute()), "--no-progress", "--in-lane"]
     for name, value in args.parameter:
         command += ["-p", name, value]
     for lane in lanes:
@@ -161,8 +170,14 @@ def _variants(args) -> int:
 
 
 def _benchmark(args) -> int:
-    from companion.training import benchmark
+    from companion.training import benchmark, peer
 
+    if args.peer:
+        if args.pairs < 1:
+            raise UsageError(f"--pairs must be at least 1, not {args.pairs}")
+        comparison = peer.compare(profiles.get(args.profile), pairs=args.pairs)
+        print(comparison.table().text(terminal.width()))
+        return 0
     result = benchmark.run(profiles.get(args.profile))
     print(result.table().text(terminal.width()))
     return 0 if result.ratio >= benchmark.REQUIRED_RATIO else 1
@@ -258,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, choices=(1, 2), default=1,
                      help="2: the chapters that train in one process and the others in another, at the same time")
     run.add_argument("--no-progress", action="store_true", help="no progress bar per chapter")
+    run.add_argument("--in-lane", action="store_true", help=argparse.SUPPRESS)  # one lane of a `--jobs 2` run
     run.add_argument("--profile", default="smoke", help=f"one of: {profile_names}")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help=f"another chapter parameter (valid: {', '.join(n for n in notebook.PARAMETERS if n != 'profile')})")
@@ -310,8 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=formatter,
                            description="Reads cats_and_dogs_filtered (from $COMPANION_DATA_DIR, or downloaded) at the "
                                        "profile's size and times the pipeline and MobileNetV2 training; exit 1 if the "
-                                       "cached pipeline is not fast enough.")
+                                       "cached pipeline is not fast enough. With --peer: the runner's phase 1 of the "
+                                       "2020 MobileNetV2 tutorial against the same phase 1 written in bare Keras, on "
+                                       "the same images, alternating, and the ratio of their times.")
     bench.add_argument("--profile", default="smoke", help=f"one of: {profile_names}")
+    bench.add_argument("--peer", action="store_true", help="time the runner against the bare-Keras tutorial")
+    bench.add_argument("--pairs", type=int, default=2, help="with --peer: alternating pairs of runs")
 
     book = sub.add_parser("book", help="build the HTML book into _build/html", formatter_class=formatter,
                           description="Build the HTML book into _build/html, executing every chapter under the profile "

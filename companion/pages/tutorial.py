@@ -21,7 +21,7 @@ from typing import Iterator
 from companion import audit
 from companion.checks import ways
 from companion.checks.ways import Way
-from companion.core import cache, plots
+from companion.core import cache, plots, timing
 from companion.core.tables import FactTable
 from companion.core.variants import versions
 from companion.flags.walk import children, is_batch_norm, iter_layers
@@ -76,7 +76,8 @@ class Page:
 
     def pretrained_base(self):
         """The setup's pretrained base, without its top (the weights :meth:`weights_note` names)."""
-        return setups.load_base(self.setup)
+        with timing.phase("building models"):
+            return setups.load_base(self.setup)
 
     def _loaded(self) -> runner.Data:
         if self.data is None:
@@ -88,11 +89,12 @@ class Page:
         """Around phase 1's ``fit``: validation accuracy before and after, test accuracy after, the time taken."""
         d = self._loaded()
         validation = runner.Accuracy(d.validation, self.recipe.accuracy_threshold)
-        initial, started = validation(model), time.perf_counter()
-        yield
-        self.phase1_result = Phase1Result(History.of(model.history), initial, validation(model),
-                                          runner.Accuracy(d.test, self.recipe.accuracy_threshold)(model),
-                                          time.perf_counter() - started)
+        with timing.phase("phase 1"):
+            initial, started = validation(model), time.perf_counter()
+            yield
+            self.phase1_result = Phase1Result(History.of(model.history), initial, validation(model),
+                                              runner.Accuracy(d.test, self.recipe.accuracy_threshold)(model),
+                                              time.perf_counter() - started)
         base, head = _base_and_head(model)
         self.trained_phase1 = runner.Phase1(self.phase1_result, base.get_weights(), head.get_weights())
 
@@ -102,7 +104,8 @@ class Page:
         after the profile's early batches and at the end, and what happened to ``base``'s BatchNormalization."""
         recorder = runner.FineTuningRecorder(way, base, self._loaded(), self.recipe.accuracy_threshold,
                                              self.run.profile.early_batches)
-        yield recorder
+        with timing.phase("fine-tuning"):
+            yield recorder
         if not recorder.drift.mean:
             raise RuntimeError(f"{way}: the fit inside the block did not get callbacks=recorder.callbacks")
         self.fine_tuned[way] = recorder.result(model, model.history)

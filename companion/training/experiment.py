@@ -29,7 +29,7 @@ import numpy as np
 
 from companion.checks import ways as ways_module
 from companion.checks.ways import Way
-from companion.core import cache, child, profiles, statistics, variants
+from companion.core import cache, child, profiles, statistics, timing, variants
 from companion.core.profiles import ExperimentPlan, Profile
 from companion.core.statistics import Finding, PairedDifference
 from companion.core.tables import FactTable
@@ -322,7 +322,7 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
         return found
 
     with tqdm(total=runs_per_column * len(names), desc="fine-tuning runs under each Keras variant",
-              disable=not progress) as bar:
+              disable=not progress) as bar, timing.phase("experiment"):
         # Two variants at a time (one bar, advanced by every run): their children's start-up overlaps.
         columns = dict(zip(names, child.two_at_a_time(column, names, "Keras variants", progress=False)))
     return Experiment(recipe.name, dict(s.rows()), plan, s.phase1_epochs, phase1.result, columns)

@@ -23,7 +23,7 @@ import numpy as np
 
 from companion import data
 from companion.checks.ways import Way
-from companion.core import cache
+from companion.core import cache, timing
 from companion.core.variants import load_keras, versions
 from companion.flags import probes
 from companion.flags.walk import batch_norm_layers
@@ -77,20 +77,22 @@ class Data:
 
 def load_data(s: Setup, batch_size: int, seed: int) -> Data:
     """The setup's datasets (train reshuffled every epoch with ``seed``; validation and test in a fixed order)."""
-    size = (s.image_size, s.image_size)
-    if s.dataset.tfds:
-        train, validation, test = (
-            data.load_tfds_cats_vs_dogs(split, size, batch_size, shuffle=(i == 0), seed=seed)
-            for i, split in enumerate(s.dataset.splits))
-        identity = f"TFDS {s.dataset.name} ({', '.join(s.dataset.splits)})"
-        report = "TFDS cats_vs_dogs: TFDS leaves out the archive's corrupt JPEGs itself when preparing the data"
-        fingerprint = identity
-    else:
-        splits = data.load_splits(size, batch_size, seed, limit_per_class=s.images_per_class)
-        train, validation, test = splits.train, splits.validation, splits.test
-        report, identity, fingerprint = splits.report.summary(), splits.identity.label, splits.identity.fingerprint
-    scaled = (d.map(lambda x, y: (recipe_models.scale_in_pipeline(s.recipe, x), y)) for d in (train, validation, test))
-    return Data(*scaled, report, identity, fingerprint)
+    with timing.phase("loading data"):
+        size = (s.image_size, s.image_size)
+        if s.dataset.tfds:
+            train, validation, test = (
+                data.load_tfds_cats_vs_dogs(split, size, batch_size, shuffle=(i == 0), seed=seed)
+                for i, split in enumerate(s.dataset.splits))
+            identity = f"TFDS {s.dataset.name} ({', '.join(s.dataset.splits)})"
+            report = "TFDS cats_vs_dogs: TFDS leaves out the archive's corrupt JPEGs itself when preparing the data"
+            fingerprint = identity
+        else:
+            splits = data.load_splits(size, batch_size, seed, limit_per_class=s.images_per_class)
+            train, validation, test = splits.train, splits.validation, splits.test
+            report, identity, fingerprint = splits.report.summary(), splits.identity.label, splits.identity.fingerprint
+        scaled = (d.map(lambda x, y: (recipe_models.scale_in_pipeline(s.recipe, x), y))
+                  for d in (train, validation, test))
+        return Data(*scaled, report, identity, fingerprint)
 
 
 class Accuracy:
@@ -103,7 +105,8 @@ class Accuracy:
         self.labels = np.concatenate([np.asarray(y) for _, y in dataset]).reshape(-1)
 
     def __call__(self, model) -> float:
-        predicted = np.asarray(model.predict(self.dataset, verbose=0)).reshape(-1) > self.threshold
+        with timing.phase("accuracy passes"):
+            predicted = np.asarray(model.predict(self.dataset, verbose=0)).reshape(-1) > self.threshold
         return float(np.mean(predicted == (self.labels > 0.5)))
 
 
@@ -215,16 +218,19 @@ def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
     keras = load_keras()
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
-    built = recipe_models.build(s.recipe, load_base(s), s.image_size)
-    built.base.trainable = False
-    recipe_models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer)
-    validation = Accuracy(d.validation, s.recipe.accuracy_threshold)
-    initial = validation(built.model)
-    # The dataset reshuffles itself every epoch (seeded); fit's own shuffle does not apply to a dataset.
-    history = built.model.fit(d.train, epochs=s.phase1_epochs, validation_data=d.validation, shuffle=False,
-                              verbose=verbose)
-    result = Phase1Result(History.of(history), initial, validation(built.model),
-                          Accuracy(d.test, s.recipe.accuracy_threshold)(built.model), time.perf_counter() - started)
+    with timing.phase("building models"):
+        built = recipe_models.build(s.recipe, load_base(s), s.image_size)
+    with timing.phase("phase 1"):
+        built.base.trainable = False
+        recipe_models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer)
+        validation = Accuracy(d.validation, s.recipe.accuracy_threshold)
+        initial = validation(built.model)
+        # The dataset reshuffles itself every epoch (seeded); fit's own shuffle does not apply to a dataset.
+        history = built.model.fit(d.train, epochs=s.phase1_epochs, validation_data=d.validation, shuffle=False,
+                                  verbose=verbose)
+        result = Phase1Result(History.of(history), initial, validation(built.model),
+                              Accuracy(d.test, s.recipe.accuracy_threshold)(built.model),
+                              time.perf_counter() - started)
     return Phase1(result, built.base.get_weights(), built.head.get_weights())
 
 
@@ -237,19 +243,21 @@ def fine_tune(s: Setup, way: Way, phase1: Phase1, d: Data, seed: int, early_batc
     keras = load_keras()
     keras.utils.set_random_seed(seed + 1)
     variant = s.recipe.with_way(way)
-    built = recipe_models.build(variant, load_base(s), s.image_size)
-    built.base.set_weights(phase1.base_weights)
-    built.head.set_weights(phase1.head_weights)
-    recipe_models.prepare_fine_tuning(variant, built.base)
-    recipe_models.compile_phase(variant, built.model, variant.phase2_optimizer, run_eagerly)
-    recorder = FineTuningRecorder(way, built.base, d, variant.accuracy_threshold, early_batches, curves)
-    # The tutorials continue the epoch count; as written, the 2019 and 2020 ones restart one epoch early.
-    initial_epoch = s.phase1_epochs - (1 if variant.phase2_initial_epoch_overlaps else 0)
-    epochs = s.phase2_epochs if epochs is None else epochs
-    history = built.model.fit(d.train, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-                              validation_data=d.validation if curves else None, callbacks=recorder.callbacks,
-                              shuffle=False, verbose=verbose)
-    return recorder.result(built.model, history)
+    with timing.phase("building models"):
+        built = recipe_models.build(variant, load_base(s), s.image_size)
+        built.base.set_weights(phase1.base_weights)
+        built.head.set_weights(phase1.head_weights)
+    with timing.phase("fine-tuning"):
+        recipe_models.prepare_fine_tuning(variant, built.base)
+        recipe_models.compile_phase(variant, built.model, variant.phase2_optimizer, run_eagerly)
+        recorder = FineTuningRecorder(way, built.base, d, variant.accuracy_threshold, early_batches, curves)
+        # The tutorials continue the epoch count; as written, the 2019 and 2020 ones restart one epoch early.
+        initial_epoch = s.phase1_epochs - (1 if variant.phase2_initial_epoch_overlaps else 0)
+        epochs = s.phase2_epochs if epochs is None else epochs
+        history = built.model.fit(d.train, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
+                                  validation_data=d.validation if curves else None, callbacks=recorder.callbacks,
+                                  shuffle=False, verbose=verbose)
+        return recorder.result(built.model, history)
 
 
 def kept_phase1(kept: cache.Folder) -> Phase1 | None:

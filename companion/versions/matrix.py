@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from companion.checks import evidence, fine_tuning, guard_checks, registry
 from companion.checks.check import Check, measure, versions
 from companion.checks.check import fingerprint as checks_fingerprint
-from companion.core import cache, child
+from companion.core import cache, child, timing
 from companion.core.columns import EVERY_COLUMN, Column, Scope, columns
 from companion.core.tables import FactTable
 from companion.tutorials import recipe_checks
@@ -253,4 +253,5 @@ def failures(value) -> list[evidence.Failed]:
 def compute(selected: list[Column] | None = None, progress: bool = True) -> Matrix:
     """Every column (or ``selected``), kept ones reused (:func:`kept_column`), the others computed two at a time
     (:func:`companion.core.child.two_at_a_time`)."""
-    return Matrix(child.two_at_a_time(kept_column, selected or columns(), "Keras columns", progress))
+    with timing.phase("matrix"):
+        return Matrix(child.two_at_a_time(kept_column, selected or columns(), "Keras columns", progress))
