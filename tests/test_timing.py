@@ -50,6 +50,12 @@ def test_phases_in_a_row_add_up_and_an_exception_still_records(clock, tmp_path):
     assert timing.account(tmp_path / "times.jsonl", 24.0) == {"phase 1": 24.0, "other": 0.0}
 
 
+def test_a_phase_shorter_than_a_tenth_of_a_second_is_not_listed(clock, tmp_path):
+    with timing.phase("experiment"):  # an experiment read back from the cache
+        clock.now += 0.04
+    assert timing.account(tmp_path / "times.jsonl", 10.0) == {"other": 10.0}  # 9.96, to a tenth
+
+
 def test_without_the_variable_nothing_is_written(clock, tmp_path, monkeypatch):
     monkeypatch.delenv(timing.ACCOUNT_ENV)
     with timing.phase("matrix"):

@@ -22,6 +22,8 @@ ACCOUNT_ENV = "COMPANION_TIME_ACCOUNT"
 # The phases, in the order a summary lists them, and what each holds.
 PHASES = {
     "loading data": "scanning, decoding and checking the images, building the datasets",
+    "checking the packaged bases": "the offline weights' checks: their files' hashes, the comparison with Keras' "
+                                   "ImageNet weights, a head fitted on each frozen base's features",
     "building models": "building the tutorial's model around its pretrained base (weights read from the cache)",
     "phase 1": "phase 1's fit, the head trained on the frozen base (with fit's validation at each epoch), on the "
                "tutorial pages and for the experiment's shorter phase 1",
@@ -66,5 +68,5 @@ def account(path: Path, total: float) -> dict[str, float]:
         for line in path.read_text().splitlines():
             entry = json.loads(line)
             found[entry["phase"]] += entry["seconds"]
-    timed = {name: round(seconds, 1) for name, seconds in found.items() if seconds > 0}
+    timed = {name: round(seconds, 1) for name, seconds in found.items() if round(seconds, 1) > 0}
     return {**timed, "other": round(max(total - sum(found.values()), 0.0), 1)}

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from companion.core import timing
 from companion.data.identity import DataIdentity, identity_of
 from companion.data.layout import (
     BAD_NAME,
@@ -115,16 +116,17 @@ def load_arrays(split: str, image_size: int, images_per_class: int | None = None
     import numpy as np
     from tqdm.auto import tqdm
 
-    layout = load_layout(dataset_root())
-    chosen = {split: layout.labelled(split, images_per_class)}
-    pairs = _usable(layout, chosen, scan_images([path for path, _ in chosen[split]], progress=progress))[split]
-    dataset = make_dataset([path for path, _ in pairs], [label for _, label in pairs], (image_size, image_size),
-                           batch_size=128, shuffle=False)
-    images, labels = [], []
-    for x, y in tqdm(dataset, desc=f"decoding {split} images", unit="batch", disable=not progress):
-        images.append(np.clip(np.round(x.numpy()), 0, 255).astype("uint8"))
-        labels.append(y.numpy())
-    return np.concatenate(images), np.concatenate(labels)
+    with timing.phase("loading data"):
+        layout = load_layout(dataset_root())
+        chosen = {split: layout.labelled(split, images_per_class)}
+        pairs = _usable(layout, chosen, scan_images([path for path, _ in chosen[split]], progress=progress))[split]
+        dataset = make_dataset([path for path, _ in pairs], [label for _, label in pairs], (image_size, image_size),
+                               batch_size=128, shuffle=False)
+        images, labels = [], []
+        for x, y in tqdm(dataset, desc=f"decoding {split} images", unit="batch", disable=not progress):
+            images.append(np.clip(np.round(x.numpy()), 0, 255).astype("uint8"))
+            labels.append(y.numpy())
+        return np.concatenate(images), np.concatenate(labels)
 
 
 def _usable(layout: DatasetLayout, chosen: Mapping[str, Labelled], report: ScanReport,

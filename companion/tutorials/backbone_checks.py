@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from companion import ASSETS
-from companion.core import cache
+from companion.core import cache, timing
 from companion.core.variants import load_keras
 from companion.tutorials import backbones
 
@@ -72,6 +72,11 @@ class ImagenetComparison:
 
 def compare_with_imagenet(architecture: str) -> ImagenetComparison:
     """Compare the packaged base with ``weights="backbones.imagenet"`` (needs internet or Keras' cache)."""
+    with timing.phase("checking the packaged bases"):
+        return _compare_with_imagenet(architecture)
+
+
+def _compare_with_imagenet(architecture: str) -> ImagenetComparison:
     size = backbones.PACKAGED[architecture].native_size
     try:
         # Keras prints "Downloading data from <url>" and a progress bar: machine detail, not the page's result.
@@ -109,10 +114,11 @@ class FileCheck:
 
 def check_file(architecture: str) -> FileCheck:
     weights = backbones.PACKAGED[architecture]
-    path = backbones.packaged_file(weights)
-    arrays = backbones.neutral_weights(architecture)
-    return FileCheck(architecture, path, path.stat().st_size, cache.sha256_of(path), weights.sha256, len(arrays),
-                     len(backbones.application(architecture, weights.native_size, None).weights))
+    with timing.phase("checking the packaged bases"):
+        path = backbones.packaged_file(weights)
+        arrays = backbones.neutral_weights(architecture)
+        return FileCheck(architecture, path, path.stat().st_size, cache.sha256_of(path), weights.sha256, len(arrays),
+                         len(backbones.application(architecture, weights.native_size, None).weights))
 
 
 def frozen_head_accuracy(base, train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
@@ -126,15 +132,16 @@ def frozen_head_accuracy(base, train: tuple[np.ndarray, np.ndarray], validation:
     keras = load_keras()
     keras.utils.set_random_seed(seed)
     base.trainable = False
-    features = keras.Sequential([base, keras.layers.GlobalAveragePooling2D()])
-    (x_train, y_train), (x_val, y_val) = train, validation
-    f_train = features.predict(x_train.astype("float32") / 127.5 - 1, batch_size=64, verbose=0)
-    f_val = features.predict(x_val.astype("float32") / 127.5 - 1, batch_size=64, verbose=0)
-    head = keras.Sequential([keras.Input(f_train.shape[1:]), keras.layers.Dense(1)])
-    head.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True),
-                 metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
-    head.fit(f_train, y_train, batch_size=32, epochs=epochs, verbose=0)
-    return float(head.evaluate(f_val, y_val, verbose=0)[1])
+    with timing.phase("checking the packaged bases"):
+        features = keras.Sequential([base, keras.layers.GlobalAveragePooling2D()])
+        (x_train, y_train), (x_val, y_val) = train, validation
+        f_train = features.predict(x_train.astype("float32") / 127.5 - 1, batch_size=64, verbose=0)
+        f_val = features.predict(x_val.astype("float32") / 127.5 - 1, batch_size=64, verbose=0)
+        head = keras.Sequential([keras.Input(f_train.shape[1:]), keras.layers.Dense(1)])
+        head.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True),
+                     metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
+        head.fit(f_train, y_train, batch_size=32, epochs=epochs, verbose=0)
+        return float(head.evaluate(f_val, y_val, verbose=0)[1])
 
 
 # Every recipe tried for a self-made offline backbone before the packaged weights were found, with its measured
