@@ -107,12 +107,16 @@ def pytest_xdist_make_scheduler(config, log):
     return ChaptersFirst(config, log)
 
 
-def _handed_out_order(nodeid: str) -> int:
-    """The chapters first (as collected), then LONGEST_FIRST in its order, then the other test files as collected."""
+def _handed_out_order(nodeid: str) -> tuple[int, int]:
+    """The chapters first (as collected, those that train in the order of chapters.TRAINING_CHAPTERS, as `companion
+    run --jobs 2` runs them), then LONGEST_FIRST in its order, then the other test files as collected."""
+    from companion.pages.chapters import TRAINING_CHAPTERS
+
     file = nodeid.split("::")[0]
     if not file.startswith("tests/"):
-        return 0
-    return 1 + LONGEST_FIRST.index(file) if file in LONGEST_FIRST else 1 + len(LONGEST_FIRST)
+        stem = Path(file).stem
+        return 0, TRAINING_CHAPTERS.index(stem) if stem in TRAINING_CHAPTERS else 0
+    return 1 + (LONGEST_FIRST.index(file) if file in LONGEST_FIRST else len(LONGEST_FIRST)), 0
 
 
 def pytest_collection_modifyitems(items):

@@ -24,8 +24,11 @@ from companion.tutorials import recipe_models, recipes, setups
 PAGES = {"mobilenet_v2_2019": "MobileNetV2 2019", "mobilenet_v2_2020": "MobileNetV2 2020",
          "keras_guide_xception_2020": "Xception 2020"}
 # 160 training images (5 batches) and 160 validation images (a test batch of 32, the rest validation).
+# One target per stage for the 2020 recipe, so that the page's judging of them runs.
 TINY = dataclasses.replace(profiles.get("smoke"), name="smoke", images_per_class=80, early_batches=(2,),
-                           epochs=(("*", profiles.Epochs(1, 1, "a test of the chapters' cells")),))
+                           epochs=(("*", profiles.Epochs(1, 1, "a test of the chapters' cells")),),
+                           targets=(profiles.Target("MobileNetV2 2020", "phase 1", 0.5, "a tiny phase 1"),
+                                    profiles.Target("MobileNetV2 2020", "fine-tuned with the remedy", 0.02, "bar")))
 
 
 def _training_cells(name: str) -> list[str]:
@@ -110,6 +113,16 @@ def test_the_2020_page_measures_every_way_and_follows_a_changed_line(keras):
     for way, tuned in result.fine_tuning.items():
         assert [p.batches for p in tuned.early] == [2] and 0 <= tuned.validation_accuracy <= 1
         assert tuned.way == way
+
+    # Each target held to the tutorial's published number for its stage (0.94 after phase 1, 0.98 fine-tuned), with
+    # what the page measured there.
+    phase1, tuned = page.targets(result)
+    assert (phase1.measured, phase1.published) == (result.phase1.validation_accuracy, 0.94)
+    remedy = result.fine_tuning[ways.REMEDY_TRAINING_FALSE]
+    assert (tuned.measured, tuned.published) == (remedy.validation_accuracy, 0.98)
+    assert phase1.met == (phase1.measured >= 0.44 - 1e-9) and tuned.met == (tuned.measured >= 0.96 - 1e-9)
+    header = page.accuracy_table(result).header
+    assert header[-2:] == ["target: at least (validation)", "published (validation)"]
 
     # The last compile is the recipe's phase 2.
     optimizer = ran["model"].optimizer

@@ -94,14 +94,13 @@ def test_a_failing_chapter_is_one_line_naming_the_cell_and_a_summary_is_still_wr
     assert not summary["completed"] and summary["stopped_at"].startswith("code cell")
 
 
-def test_two_jobs_run_the_chapters_that_train_apart_from_the_others_each_in_book_order():
+def test_two_jobs_run_the_chapters_that_train_apart_from_the_others_the_guards_last():
     names = list(chapters.chapters())
     training, others = chapters.lanes(names, 2)
     assert training == ["offline_weights", "mobilenet_v2_2019", "mobilenet_v2_2020", "keras_guide_xception_2020",
-                        "side_by_side"]
+                        "side_by_side", "guard_your_fine_tuning"]
     assert others == ["introduction", "summary", "trainable_versus_training", "keras3_surprise", "keras_versions",
-                      "is_my_model_affected", "guard_your_fine_tuning", "claims_audit", "upstream_reports",
-                      "how_it_is_verified", "api"]
+                      "is_my_model_affected", "claims_audit", "upstream_reports", "how_it_is_verified", "api"]
     assert chapters.lanes(names, 1) == [names] and chapters.lanes(["summary"], 2) == [["summary"]]
     with pytest.raises(chapters.ChapterError, match="--jobs must be 1 or 2"):
         chapters.lanes(names, 3)
@@ -248,3 +247,33 @@ def test_outside_a_clone_home_works_and_the_chapters_say_how_to_get_them(tmp_pat
             "companion: error: the chapters are notebooks in a clone of the book, and this companion is installed "
             f"without one ({site / 'companion'}): git clone https://github.com/training-vs-trainable/book, then run "
             "`companion` from the clone (`make setup` installs it there)\n"), argv
+
+
+def test_a_page_that_misses_its_target_by_more_than_the_profile_allows_fails_the_run(tmp_path, monkeypatch, capsys):
+    """`companion run` lists every target with its result, and exits 1 naming the one missed, after every chapter
+    ran and wrote its summary (the chapters' runs are replaced here by summaries written by hand)."""
+    from companion.core import profiles
+
+    phase1 = profiles.Target("MobileNetV2 2020", "phase 1", 0.08, "a shorter phase 1")
+    tuned = profiles.Target("MobileNetV2 2020", "fine-tuned with the remedy", 0.02, "the bar")
+    reached = {"mobilenet_v2_2020": [profiles.Reached(phase1, 0.85, 0.94), profiles.Reached(tuned, 0.97, 0.98)],
+               "how_it_is_verified": []}
+
+    def run(name, profile, parameters, output, progress=True):
+        summary = chapters.Summary(name, profile, parameters, 1.0, str(output / f"{name}.ipynb"), True, None, [], {},
+                                   {"other": 1.0}, [r.to_dict() for r in reached[name]])
+        summary.write(output)
+        return summary
+
+    monkeypatch.setattr(chapters, "run", run)
+    monkeypatch.setenv("COLUMNS", "200")  # the table unwrapped
+    assert cli.main(["run", "mobilenet_v2_2020", "how_it_is_verified", "--output", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert "no: 9.0 points short" in out and "yes" in out  # the table: both targets, each with its result
+    assert "missed by more than the profile 'smoke' allows: mobilenet_v2_2020 (MobileNetV2 2020, phase 1: 0.850, " \
+           "9.0 points short of the published 0.94, 8 allowed)" in err
+    account = json.loads((tmp_path / "build.summary.json").read_text())
+    assert [(t["chapter"], t["stage"], t["met"]) for t in account["targets"]] == [
+        ("mobilenet_v2_2020", "phase 1", False), ("mobilenet_v2_2020", "fine-tuned with the remedy", True)]
+    reached["mobilenet_v2_2020"][0] = profiles.Reached(phase1, 0.875, 0.94)  # 6.5 points short: within the 8
+    assert cli.main(["run", "mobilenet_v2_2020", "--output", str(tmp_path)]) == 0

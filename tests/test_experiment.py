@@ -74,6 +74,19 @@ def test_the_remedys_gain_is_paired_by_seed_with_its_interval():
          "none (the same in all 3 seeds)"]]
 
 
+def test_the_power_table_says_what_the_seeds_could_detect_and_how_many_2_points_need():
+    """From the differences above, in points. keras after 2 batches (5, 4, 6): s = 1.0, detected 80% of the time
+    from (4.302653 + 1.060660) / sqrt(3) = 3.1, and 2 points need 5 pairs (test_paired.py works both out). At the end
+    (5, 2, 5): s = sqrt(3) = 1.732, 5.363313 * 1.732 / 1.732 = 5.4; 2 points need 8 pairs: 7 give (2.446912 +
+    0.905654) * 1.732051 / 2.645751 = 2.19, 8 give (2.364624 + 0.896345) * 1.732051 / 2.828427 = 1.997. tf-keras at
+    the end (0, 0, 0): every seed agreed, so any difference is detected, from 2 pairs."""
+    rows = _experiment(OVERRIDDEN, KEPT).power_table().rows
+    assert rows == [["keras 3.15.1", "after 2 batches", "3", "1.0", "3.1", "5"],
+                    ["keras 3.15.1", "at the end", "3", "1.7", "5.4", "8"],
+                    ["tf-keras 2.21.0", "after 2 batches", "3", "1.0", "3.1", "5"],
+                    ["tf-keras 2.21.0", "at the end", "3", "0.0", "0.0", "2"]]
+
+
 def test_the_override_alone_is_measured_against_a_variant_that_kept_the_statistics():
     # As written under tf-keras minus as written under keras: after 2 batches 5, 4, 6 (2.5 to 7.5, as above); at
     # the end 5, 3, 4: mean 4.0, s = 1.0, 4.0 +- 2.484: 1.5 to 6.5.
@@ -123,3 +136,21 @@ def test_a_run_result_round_trips_through_json_with_its_ways():
     raw = json.loads(result.to_json())
     assert list(raw["fine_tuning"]) == ["training_false", "remedy_training_false"]
     assert RunResult.from_json(result.to_json()) == result
+
+
+def test_a_plan_without_runs_trains_nothing_and_its_tables_say_why():
+    """The offline profile leaves the Xception experiment out: ``run`` returns at once (no data loaded, no child
+    process, no phase 1 trained), with no columns, and the page's three tables say why instead of showing numbers."""
+    from companion.training import experiment
+
+    xception = recipes.get("Xception 2020")
+    plan = profiles.get("offline").experiment_for(xception)
+    assert not plan.runs and plan.variants == () and plan.seeds == ()
+    left_out = experiment.run(xception, profiles.get("offline"), progress=False)
+    assert left_out.columns == {} and left_out.phase1 is None
+    assert left_out.plan_table().rows == [["pairs of runs (one per seed)", "none"], ["why", plan.why]]
+    for table in (left_out.table(), left_out.accuracy_table()):
+        assert table.rows == [] and table.caption == f"not run under this profile: {plan.why}"
+    # Every other plan of every profile runs: at least one variant and one seed.
+    assert [(p.name, plan.recipe) for p in profiles.PROFILES.values() for plan in p.experiments if not plan.runs] == [
+        ("offline", "Xception 2020")]

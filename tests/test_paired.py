@@ -6,6 +6,7 @@ import pytest
 from companion.core.statistics import (
     Finding,
     PairedDifference,
+    detectable_difference,
     paired_difference,
     t_quantile,
 )
@@ -46,3 +47,26 @@ def test_one_seed_has_no_interval():
 def test_unpaired_values_are_refused():
     with pytest.raises(ValueError, match="as many values on each side"):
         paired_difference([0.9, 0.8], [0.95])
+
+
+@pytest.mark.parametrize("df, table", [(2, 1.061), (3, 0.978), (4, 0.941), (9, 0.883)])
+def test_the_80_percent_t_quantile_matches_the_printed_table(df, table):
+    assert round(t_quantile(0.8, df), 3) == table
+
+
+def test_the_difference_a_paired_experiment_detects_by_hand():
+    """Differences 5, 4, 6 points: s = 1.0 (as above, in points). With 3 pairs, a true difference is detected 80% of
+    the time from (t_{0.975, 2} + t_{0.8, 2}) * s / sqrt(3) = (4.302653 + 1.060660) / 1.732051 = 3.0965 points.
+    For 2 points: 4 pairs give (3.182446 + 0.978472) / 2 = 2.0805, too many; 5 give (2.776445 + 0.940965) / 2.236068
+    = 1.6625: 5 pairs."""
+    found = paired_difference([0.90, 0.90, 0.90], [0.95, 0.94, 0.96]).scaled(100)
+    assert found.sd == pytest.approx(1.0)
+    assert found.detectable() == pytest.approx(3.0965, abs=1e-4)
+    assert detectable_difference(1.0, 4) == pytest.approx(2.0805, abs=1e-4)
+    assert found.pairs_needed(2.0) == 5 and found.pairs_needed(3.1) == 3
+    # Seeds that all agree: any difference at all is detected; one seed: no power to speak of.
+    agreed = paired_difference([0.9, 0.9], [0.95, 0.95])
+    assert agreed.detectable() == 0.0 and agreed.pairs_needed(2.0) == 2
+    assert paired_difference([0.9], [0.95]).detectable() is None
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        detectable_difference(1.0, 1)

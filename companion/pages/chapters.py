@@ -33,11 +33,14 @@ ROOT = PACKAGE.parent  # the clone, when the companion runs from one
 # Each recipe's own chapter: `companion run RECIPE` runs it.
 RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
                    "Xception 2020": "keras_guide_xception_2020"}
-# The chapters that train the tutorials' models (the side-by-side page shows the three recipe pages' runs): with two
-# jobs, `companion run --all --jobs 2` runs them in one process and the other chapters in another, each in book
-# order (tests/conftest.py shares the chapters out to its two workers the same way). What two chapters would both
-# compute (a matrix, the packaged weights' export) is computed once: the cache's lock makes the second wait for it.
-TRAINING_CHAPTERS = ("offline_weights", *RECIPE_CHAPTERS.values(), "side_by_side")
+# The chapters that train the tutorials' models on the images (the side-by-side page shows the three recipe pages'
+# runs; the guard's chapter fits the 2020 recipe with the guard), in the order they run: with two jobs,
+# `companion run --all --jobs 2` runs them in one process, and the other chapters in another in book order
+# (tests/conftest.py shares the chapters out to its two workers the same way). The guard's chapter comes last: it
+# reads the matrix, which the other process's summary computes meanwhile (first, it would compute it itself and hold
+# up the training). What two chapters would both compute (a matrix, the packaged weights' export) is computed once:
+# the cache's lock makes the second wait for it.
+TRAINING_CHAPTERS = ("offline_weights", *RECIPE_CHAPTERS.values(), "side_by_side", "guard_your_fine_tuning")
 GLUED = "application/papermill.record/"  # myst-nb's mime prefix for a value glued without display
 
 
@@ -72,13 +75,14 @@ def chapters() -> dict[str, Path]:
 
 
 def lanes(names: list[str], jobs: int) -> list[list[str]]:
-    """The chapters ``names`` shared out to ``jobs`` processes (1 or 2), each list in the order given; empty lists
-    left out."""
+    """The chapters ``names`` shared out to ``jobs`` processes (1 or 2): with two, those that train in the order of
+    :data:`TRAINING_CHAPTERS`, the others in the order given; empty lists left out."""
     if jobs == 1:
         return [list(names)]
     if jobs != 2:
         raise ChapterError(f"--jobs must be 1 or 2, not {jobs}")
-    training = [name for name in names if find(name).stem in TRAINING_CHAPTERS]
+    training = sorted((name for name in names if find(name).stem in TRAINING_CHAPTERS),
+                      key=lambda name: TRAINING_CHAPTERS.index(find(name).stem))
     return [lane for lane in (training, [name for name in names if name not in training]) if lane]
 
 
@@ -143,6 +147,11 @@ class Summary:
     glued: dict
     # Where its time went: seconds per phase (companion.core.timing.PHASES) and "other", the rest.
     phases: dict = dataclasses.field(default_factory=dict)
+    # What a tutorial page reached against its profile's accuracy targets (companion.core.profiles.Reached.to_dict).
+    targets: list = dataclasses.field(default_factory=list)
+
+    def reached(self) -> list[profiles.Reached]:
+        return [profiles.Reached.from_dict(raw) for raw in self.targets]
 
     def write(self, folder: Path) -> Path:
         path = folder / f"{Path(self.executed_notebook).stem}.summary.json"
@@ -171,12 +180,37 @@ def build_account(output: Path, lanes: list[list[str]], seconds: float) -> FactT
                      *(f"{chapter['phases'].get(phase, 0):.0f}" for phase in used)])
     lane_seconds = [round(sum(c["seconds"] for c in found.values() if c["lane"] == n), 1)
                     for n in range(1, len(lanes) + 1)]
+    targets = [{"chapter": chapter, **reached.to_dict()}
+               for chapter, reached in reached_targets(output, [name for lane in lanes for name in lane])]
     (Path(output) / "build.summary.json").write_text(json.dumps(
         {"seconds": round(seconds, 1), "lanes": lanes, "lane_seconds": lane_seconds, "chapters": found,
-         "phases": timing.PHASES}, indent=2))
+         "phases": timing.PHASES, "targets": targets}, indent=2))
     return FactTable(["chapter", "lane", "seconds", *used], rows,
                      caption=f"{seconds / 60:.1f} min in all; each lane's chapters, in seconds: "
                              + ", ".join(f"lane {n} {s:.0f}" for n, s in enumerate(lane_seconds, start=1)))
+
+
+def reached_targets(output: Path, names: list[str]) -> list[tuple[str, profiles.Reached]]:
+    """(chapter, what it reached) for each accuracy target of the chapters ``names``, from their summaries in
+    ``output`` (a chapter without a summary, or without targets, gives none)."""
+    found = []
+    for name in names:
+        path = Path(output) / f"{find(name).stem}.summary.json"
+        if path.is_file():
+            raw = json.loads(path.read_text())
+            found += [(raw["chapter"], profiles.Reached.from_dict(target)) for target in raw.get("targets", [])]
+    return found
+
+
+def targets_table(reached: list[tuple[str, profiles.Reached]]) -> FactTable:
+    """Every target with its result: the chapter, the stage, what it reached, the published number, the miss the
+    profile allows, and whether it was met."""
+    return FactTable(["chapter", "stage", "validation", "published", "allowed miss (points)", "target met"],
+                     [[chapter, r.target.stage, f"{r.measured:.3f}", f"{r.published:.4g}",
+                       f"{r.target.allowed_miss * 100:.0f}", "yes" if r.met else f"no: {r.missed_by:.1f} points short"]
+                      for chapter, r in reached],
+                     caption="Accuracy targets: how far each page may fall short of its tutorial's published "
+                             "validation accuracy under this profile")
 
 
 def _summary(name: str, profile: str, parameters: dict, started: float, executed: Path, stopped_at=None) -> Summary:
@@ -186,8 +220,10 @@ def _summary(name: str, profile: str, parameters: dict, started: float, executed
     facts = ["".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
              for cell in nb.cells if notebook.is_fact_cell(cell)]
     seconds = round(time.perf_counter() - started, 1)
+    glued = glued_values(nb)
+    targets = glued.pop(notebook.TARGETS, [])
     return Summary(name, profile, parameters, seconds, str(executed), stopped_at is None, stopped_at, facts,
-                   glued_values(nb), timing.account(_account_file(executed), seconds))
+                   glued, timing.account(_account_file(executed), seconds), targets)
 
 
 def _account_file(executed: Path) -> Path:

@@ -84,10 +84,23 @@ def _run(args) -> int:
         for name in names:
             _print_summary(chapters.run(name, args.profile, parameters, args.output, progress=not args.no_progress))
         code = 0
-    if len(names) > 1 and not args.in_lane:  # a lane of `--jobs 2` leaves the account to the run that started it
+    if args.in_lane:  # a lane of `--jobs 2` leaves the account and the targets to the run that started it
+        return code
+    if len(names) > 1:
         account = chapters.build_account(args.output, lanes, time.perf_counter() - started)
         print(f"Where the time went ({args.output / 'build.summary.json'}):")
         print(account.text(terminal.width()))
+    reached = chapters.reached_targets(args.output, names)
+    if reached:
+        print(chapters.targets_table(reached).text(terminal.width()))
+    missed = [f"{chapter} ({r.target.recipe}, {r.target.stage}: {r.measured:.3f}, {r.missed_by:.1f} points short "
+              f"of the published {r.published:.4g}, {r.target.allowed_miss * 100:.0f} allowed)"
+              for chapter, r in reached if not r.met]
+    if missed:
+        print(f"companion: missed by more than the profile {args.profile!r} allows: {'; '.join(missed)}. The executed "
+              f"chapters are in {args.output} (`companion book --executed {args.output}` still builds the book).",
+              file=sys.stderr)
+        return code or 1
     return code
 
 

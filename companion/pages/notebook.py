@@ -258,6 +258,9 @@ def glue_figure(name: str, figure) -> None:
 # compare with; every other cell is committed without output.
 
 FACT_TAG = "nbval-check-output"
+# The glued value under which a tutorial page leaves what it reached against its profile's accuracy targets
+# (companion.core.profiles.Reached, as dicts): `companion run` puts them in the chapter's summary and judges them.
+TARGETS = "targets"
 
 
 def is_fact_cell(cell) -> bool:

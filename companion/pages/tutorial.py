@@ -22,17 +22,19 @@ from companion import audit
 from companion.checks import ways
 from companion.checks.ways import Way
 from companion.core import cache, plots, timing
+from companion.core.profiles import Reached
 from companion.core.tables import FactTable
 from companion.core.variants import versions
 from companion.flags.walk import children, is_batch_norm, iter_layers
-from companion.pages.notebook import Run, glue_figure, glue_values, weights_line
+from companion.pages.notebook import TARGETS, Run, glue_figure, glue_values, weights_line
 from companion.training import runner
 from companion.tutorials import recipes, setups
 from companion.tutorials.results import FineTuneResult, History, Phase1Result, RunResult
 
-STAGES = {"phase 1": lambda result: result.phase1.validation_accuracy,
-          "fine-tuned with the remedy": lambda result: next(
-              tuned.validation_accuracy for way, tuned in result.fine_tuning.items() if way.remedy)}
+# A target's stage: which of the recipe's published numbers it is held to, and what the page measured there.
+STAGES = {"phase 1": (0, lambda result: result.phase1.validation_accuracy),
+          "fine-tuned with the remedy": (1, lambda result: next(
+              tuned.validation_accuracy for way, tuned in result.fine_tuning.items() if way.remedy))}
 
 
 class Page:
@@ -140,10 +142,14 @@ class Page:
         return runner.run(self.setup, self.run.seed, checkpoints=runner.checkpoint_dir(self.setup, self.run.seed),
                           early_batches=self.run.profile.early_batches)
 
-    def targets(self, result: RunResult) -> list[tuple[str, float, float]]:
-        """(stage, measured, required) for each of the profile's targets for this recipe."""
-        return [(stage, STAGES[stage](result), required)
-                for name, stage, required in self.run.profile.targets if name == self.recipe.name]
+    def targets(self, result: RunResult) -> list[Reached]:
+        """What the page reached against each of its profile's targets for this recipe."""
+        reached = []
+        for target in self.run.profile.targets:
+            if target.recipe == self.recipe.name:
+                published, measured = STAGES[target.stage]
+                reached.append(Reached(target, measured(result), self.recipe.published_validation_accuracy[published]))
+        return reached
 
     def glue(self, result: RunResult) -> dict:
         """Glue the values the chapter's prose cites and ``companion run`` prints (and return them): accuracies
@@ -158,14 +164,19 @@ class Page:
             key = glue_key(self.recipe, way)
             values.update({f"acc_{key}": tuned.validation_accuracy, f"test_{key}": tuned.test_accuracy,
                            f"moved_{key}": tuned.bn_layers_moved, "bn_layers": len(tuned.bn_layers)})
+        reached = self.targets(result)
+        values["targets_said"] = " ".join(r.said() for r in reached) or (
+            f"The {self.run.profile.name} profile sets no accuracy targets.")
         glue_values(values)
+        glue_values({TARGETS: [r.to_dict() for r in reached]})  # read by `companion run` (its summary)
         return values
 
     def accuracy_table(self, result: RunResult) -> FactTable:
         """Validation accuracy before training, after phase 1 and after each way of fine-tuning; the profile's
         targets and, where the run used the tutorial's own data, its published numbers beside them."""
-        targets = {stage: required for stage, _, required in self.targets(result)}
-        published = self.recipe.published_validation_accuracy if self.run.profile.recipe_data else None
+        targets = {r.target.stage: r.required for r in self.targets(result)}
+        shown = self.run.profile.recipe_data or targets  # the targets are held to the published numbers
+        published = self.recipe.published_validation_accuracy if shown else None
         number = lambda value: "" if value is None else f"{value:.3f}"  # noqa: E731
         # stage, validation, test, validation after the early batches, target, published
         stages = [("before training", result.phase1.validation_accuracy_initial, None, [], None, None),
@@ -178,7 +189,7 @@ class Page:
                    for way, tuned in result.fine_tuning.items()]
         early = ", ".join(str(b) for b in self.run.profile.early_batches)
         header = ["stage", "validation", "test", f"validation after {early} batches"]
-        header += ["target (validation)"] * bool(targets) + ["published (validation)"] * bool(published)
+        header += ["target: at least (validation)"] * bool(targets) + ["published (validation)"] * bool(published)
         rows = [[stage, number(validation), number(test), ", ".join(map(number, early_values)),
                  *([number(target)] if targets else []), *([number(value)] if published else [])]
                 for stage, validation, test, early_values, target, value in stages]

@@ -79,8 +79,8 @@ class Experiment:
     setup: dict  # Setup.rows() as a dict
     plan: ExperimentPlan
     phase1_epochs: int
-    phase1: Phase1Result
-    columns: dict[str, Column]  # variant name -> its runs
+    phase1: Phase1Result | None  # None where the plan runs nothing and no phase 1 was given
+    columns: dict[str, Column]  # variant name -> its runs (none where the plan runs nothing)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -152,8 +152,30 @@ class Experiment:
                  ", ".join(self._regime(name, self.remedied)),
                  *(cost_cell(self.remedy_gain(name, p)) for p in self.points)]
                 for name, column in self.columns.items()]
-        return FactTable(header, rows, caption=f"{self.recipe}, phase 1 of {self.phase1_epochs} epochs, "
-                         f"{len(self.seeds)} seeds: what fine-tuning as written cost against the remedy, {COST_CELLS}")
+        return FactTable(header, rows, caption=self._not_run() or f"{self.recipe}, phase 1 of {self.phase1_epochs} "
+                         f"epochs, {len(self.seeds)} seeds: what fine-tuning as written cost against the remedy, "
+                         f"{COST_CELLS}")
+
+    def _not_run(self) -> str:
+        """A caption for the tables of an experiment that ran under no variant (the plan says why), else ""."""
+        return "" if self.columns else f"not run under this profile: {self.plan.why}"
+
+    def power_table(self) -> FactTable:
+        """Per variant and point: how much the seeds' paired differences spread, the difference this many seeds
+        detect four times in five (a two-sided paired t test at 95%), and how many seeds 2 points would need."""
+        rows = []
+        for name, column in self.columns.items():
+            for point in self.points:
+                gain = self.remedy_gain(name, point)
+                detectable, needed = gain.detectable(), gain.pairs_needed(DETECTED)
+                rows.append([column.label, _where(point), gain.n, "" if gain.sd is None else f"{gain.sd:.1f}",
+                             "" if detectable is None else f"{detectable:.1f}",
+                             "more than 1000" if gain.sd is not None and needed is None else needed or ""])
+        return FactTable(["Keras", "accuracy", "pairs", "spread of the paired differences (SD, points)",
+                          f"detected {statistics.POWER:.0%} of the time from (points)",
+                          f"pairs needed for {DETECTED:g} points"], rows,
+                         caption=self._not_run() or "the power of the remedy's paired comparison, from the spread "
+                                 "its seeds showed here")
 
     def override_table(self) -> FactTable:
         """The override alone: as written under each overridden variant against as written under the reference."""
@@ -170,7 +192,7 @@ class Experiment:
         rows = [[column.label, way.label, *(_mean_and_seeds(self.accuracy(name, way, p)) for p in self.points)]
                 for name, column in self.columns.items() for way in column.runs]
         return FactTable(["Keras", "fine-tuning", *(_where(p) for p in self.points)], rows,
-                         caption=f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
+                         caption=self._not_run() or f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
 
     def bn_table(self) -> FactTable:
         """Per variant and way: how many of the base's BN layers moved their statistics (the distinct counts over
@@ -185,6 +207,9 @@ class Experiment:
     def plan_table(self) -> FactTable:
         """How large the experiment is under the page's profile, and why (the plan's own reason)."""
         plan = self.plan
+        if not plan.runs:
+            return FactTable(["the paired experiment", "under this profile"], [
+                ["pairs of runs (one per seed)", "none"], ["why", plan.why]])
         return FactTable(["the paired experiment", "under this profile"], [
             ["pairs of runs (one per seed)", len(self.seeds)],
             ["fine-tuning per run", "one epoch" if plan.batches is None else _batches(plan.batches)],
@@ -242,6 +267,9 @@ def cost_cell(gain: PairedDifference) -> str:
     return f"{gain.mean:+.1f} ({Finding.ONE_SEED.value})"
 
 
+# The difference, in points of validation accuracy, the experiment should be able to detect (its power table).
+DETECTED = 2.0
+
 # What a cell of the cost tables says, for their captions.
 COST_CELLS = ("in points of validation accuracy: the mean of the paired differences over the seeds with its 95% "
               "interval; \"none detected\" where the interval holds zero, at this sample size")
@@ -290,6 +318,8 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     s = setups.setup(recipe, profile)
     own = phase1_epochs is None or phase1_epochs == s.phase1_epochs
     s = s if own else dataclasses.replace(s, phase1_epochs=phase1_epochs)
+    if not plan.runs:  # the profile leaves it out (the plan says why): nothing to train
+        return Experiment(recipe.name, dict(s.rows()), plan, s.phase1_epochs, phase1 and phase1.result, {})
     names = names or list(plan.variants if own else plan.variants[:1])
     d = runner.load_data(s, batch_size, seed)
     key = runner.run_key(s, d, seed, batch_size)
