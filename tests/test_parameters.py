@@ -93,9 +93,11 @@ def test_a_target_is_met_within_the_miss_its_profile_allows():
     assert within.required == pytest.approx(0.86) and within.met and within.missed_by == 6.5
     assert not short.met and short.missed_by == 9.0
     assert above.met and above.missed_by == -1.0
-    assert within.said() == ("Phase 1: 0.875 misses the tutorial's published 0.94 by 6.5 points, within the 8 points "
-                             "this profile allows (a shorter phase 1).")
-    assert "more than the 8 points" in short.said() and "reaches the tutorial's published 0.94" in above.said()
+    assert within.said() == ("Phase 1: 0.875 is 6.5 points short of the published 0.94, within the 8 this profile "
+                             "allows: a shorter phase 1.")
+    assert "more than the 8 this profile allows" in short.said()
+    assert above.said() == ("Phase 1: 0.950 reaches the published 0.94 (this profile allows 8 points short: a shorter "
+                            "phase 1).")
     assert profiles.Reached.from_dict(short.to_dict()) == short and short.to_dict()["met"] is False
     # Exactly at the allowed miss is within it (0.96 - 0.02 = 0.94, computed in floating point).
     assert profiles.Reached(profiles.Target("r", "phase 1", 0.02, "bar"), 0.94, 0.96).met
