@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=formatter,
                          description="Execute a chapter (or --all) under a profile. Writes OUTPUT/NAME.ipynb and "
                                      "OUTPUT/NAME.summary.json (facts and every glued value), and prints what was read "
-                                     "from checkpoints and the accuracies.")
+                                     "from checkpoints and the accuracies. Exit 1 if a tutorial page missed its "
+                                     "accuracy target by more than the profile allows (the page is named).")
     run.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter names (`companion chapters`) or recipe "
                                                                     "names (`companion recipes`), any case; in order")
     run.add_argument("--all", action="store_true", help="every chapter, in book order")
