@@ -76,8 +76,8 @@ class Reached:
 
     @classmethod
     def from_dict(cls, raw: dict) -> Reached:
-        return cls(Target(raw["recipe"], raw["stage"], raw["allowed_miss"], raw["why"]), raw["measured"],
-                   raw["published"])
+        target = Target(**{field.name: raw[field.name] for field in dataclasses.fields(Target)})
+        return cls(target, raw["measured"], raw["published"])
 
     def said(self) -> str:
         """One sentence: the result against the published number, and what the profile allows and why."""

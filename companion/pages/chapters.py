@@ -150,20 +150,18 @@ class Summary:
     # What a tutorial page reached against its profile's accuracy targets (companion.core.profiles.Reached.to_dict).
     targets: list = dataclasses.field(default_factory=list)
 
-    def reached(self) -> list[profiles.Reached]:
-        return [profiles.Reached.from_dict(raw) for raw in self.targets]
-
     def write(self, folder: Path) -> Path:
         path = folder / f"{Path(self.executed_notebook).stem}.summary.json"
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2))
         return path
 
 
-def build_account(output: Path, lanes: list[list[str]], seconds: float) -> FactTable:
+def build_account(output: Path, lanes: list[list[str]], seconds: float,
+                  reached: list[tuple[str, profiles.Reached]] = ()) -> FactTable:
     """Where a run of several chapters spent its time, from their summaries in ``output``: one row per chapter (its
     lane, seconds, and seconds per phase of :mod:`companion.core.timing`), each lane's total; written to
-    ``OUTPUT/build.summary.json`` and returned as a table. A chapter without a summary (it did not run) is left
-    out."""
+    ``OUTPUT/build.summary.json`` (with the accuracy targets ``reached``, from :func:`reached_targets`) and returned as
+    a table. A chapter without a summary (it did not run) is left out."""
     rows, found = [], {}
     for number, lane in enumerate(lanes, start=1):
         for name in lane:
@@ -180,8 +178,7 @@ def build_account(output: Path, lanes: list[list[str]], seconds: float) -> FactT
                      *(f"{chapter['phases'].get(phase, 0):.0f}" for phase in used)])
     lane_seconds = [round(sum(c["seconds"] for c in found.values() if c["lane"] == n), 1)
                     for n in range(1, len(lanes) + 1)]
-    targets = [{"chapter": chapter, **reached.to_dict()}
-               for chapter, reached in reached_targets(output, [name for lane in lanes for name in lane])]
+    targets = [{"chapter": chapter, **r.to_dict()} for chapter, r in reached]
     (Path(output) / "build.summary.json").write_text(json.dumps(
         {"seconds": round(seconds, 1), "lanes": lanes, "lane_seconds": lane_seconds, "chapters": found,
          "phases": timing.PHASES, "targets": targets}, indent=2))

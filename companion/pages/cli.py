@@ -86,11 +86,11 @@ def _run(args) -> int:
         code = 0
     if args.in_lane:  # a lane of `--jobs 2` leaves the account and the targets to the run that started it
         return code
+    reached = chapters.reached_targets(args.output, names)
     if len(names) > 1:
-        account = chapters.build_account(args.output, lanes, time.perf_counter() - started)
+        account = chapters.build_account(args.output, lanes, time.perf_counter() - started, reached)
         print(f"Where the time went ({args.output / 'build.summary.json'}):")
         print(account.text(terminal.width()))
-    reached = chapters.reached_targets(args.output, names)
     if reached:
         print(chapters.targets_table(reached).text(terminal.width()))
     missed = [f"{chapter} ({r.target.recipe}, {r.target.stage}: {r.measured:.3f}, {r.missed_by:.1f} points short "

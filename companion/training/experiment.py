@@ -192,7 +192,8 @@ class Experiment:
         rows = [[column.label, way.label, *(_mean_and_seeds(self.accuracy(name, way, p)) for p in self.points)]
                 for name, column in self.columns.items() for way in column.runs]
         return FactTable(["Keras", "fine-tuning", *(_where(p) for p in self.points)], rows,
-                         caption=self._not_run() or f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
+                         caption=self._not_run()
+                         or f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
 
     def bn_table(self) -> FactTable:
         """Per variant and way: how many of the base's BN layers moved their statistics (the distinct counts over
