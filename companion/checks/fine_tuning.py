@@ -232,12 +232,12 @@ def training_phase(keras, kind: ModelKind, model, base, x, y) -> evidence.Phase:
     with recorder:
         kind.train(keras, model, x, y, recorder)
     flagged = guard.mismatches()
-    changes = snapshot.variables
+    changes = snapshot.variables  # compared once: a comparison reads every variable of the base
     diverged = [f"{v.layer}/{v.name}" for v in changes if not v.finite]
     if diverged:  # a NaN counts as a change: what moved would say nothing about the flags
         raise FloatingPointError(f"training diverged: {len(diverged)} variables hold NaN or Inf ({diverged[0]}, ...)")
     owners = {v.path or v.layer for v in changes if v.kind == probes.BN_MOVING}
-    moved = {v.path or v.layer for v in snapshot.changed(probes.BN_MOVING)}
+    moved = {v.path or v.layer for v in changes if v.kind == probes.BN_MOVING and v.changed}
     kernels = [v for t, v in zip(snapshot.tracked, changes) if v.kind == probes.KERNELS and id(t.variable) in trainable]
 
     def received(select) -> list:
@@ -246,7 +246,7 @@ def training_phase(keras, kind: ModelKind, model, base, x, y) -> evidence.Phase:
     batch_norm = received(lambda layer: is_batch_norm(layer) and id(layer) in inside)
     return evidence.Phase(
         statistics=evidence.Count(len(moved), len(owners)),
-        affine=bool(snapshot.changed(probes.BN_AFFINE)),
+        affine=any(v.changed for v in changes if v.kind == probes.BN_AFFINE),
         kernels=evidence.Count(sum(v.changed for v in kernels), len(kernels)),
         bn_received=evidence.Training.of(batch_norm[0]) if batch_norm else evidence.NotApplicable("no BN called"),
         dropout_inside=_ran(received(lambda layer: is_dropout(layer) and id(layer) in inside),
