@@ -137,6 +137,8 @@ class Profile:
     experiments: tuple[ExperimentPlan, ...]
     # How far each tutorial page may fall short of its tutorial's published validation accuracy under this profile.
     targets: tuple[Target, ...] = ()
+    # Alternating pairs of epochs a chapter times against each other (the guard's overhead): a median and a spread.
+    timing_pairs: int = 3
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -182,6 +184,8 @@ SMOKE = Profile(
     recipe_data=False,
     epochs=(("*", Epochs(3, 1, "the smoke profile checks that every code path runs, not accuracy")),),
     early_batches=(2, 4),
+    # One pair takes the timing's every path; each pair compiles and traces the model twice (3 pairs: 58 s in CI).
+    timing_pairs=1,
     experiments=(
         # Eager: a smoke run of 3 or 4 batches took 13 s eagerly against 21 s traced (MobileNetV2 at 96 x 96), 25 s
         # against 40 to 80 s (Xception at 71 x 71), on 2 CPU cores. The fewest that take every path: two seeds (an
@@ -211,6 +215,7 @@ OFFLINE = dataclasses.replace(
                            "within its first epoch (the full and gpu profiles run the tutorials' own epochs)")),
     ),
     early_batches=(2, 10),  # an epoch is 19 batches of the 600 training images
+    timing_pairs=3,
     experiments=(
         # 18 runs from the chapter's 5-epoch phase 1 and 6 from a 2-epoch one, two variants' children at a time.
         ExperimentPlan("MobileNetV2 2020", ("keras", "keras-nightly", "tf-keras"), (0, 1, 2), 12, 200, (2, 6),
