@@ -61,9 +61,7 @@ book: setup
 	$(BIN)/companion book --executed _build/executed
 	@echo "The book is in _build/html/index.html"
 
-# The set-up and the browser's install run side by side: each spends most of its time on the network or one core.
-test:
-	$(MAKE) --no-print-directory -j2 setup browser
+test: setup browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --nbval-lax --nbval-current-env --durations=15 book tests
 
 clean:
