@@ -23,11 +23,13 @@ from companion.tutorials import recipe_models, recipes, setups
 
 needs_images = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                   reason="needs the real images: set COMPANION_DATA_DIR")
-# Tiny runs: MobileNetV2 at its smallest input, 20 images per class and split, one epoch per phase.
+# Tiny runs: MobileNetV2 at its smallest input, 20 images per class and split, one epoch per phase. The experiment's
+# runs fit eagerly, as the smoke profile's do: tracing a run's step took longer than its 2 batches (the traced path
+# runs in tests/test_profiles_gpu.py).
 TINY = dataclasses.replace(profiles.get("smoke"), mobilenet_image_size=32, images_per_class=None,
                            epochs=(("*", profiles.Epochs(1, 1, "a unit test")),), early_batches=(1, 2),
                            experiments=(profiles.ExperimentPlan("MobileNetV2 2020", ("keras", "tf-keras"), (0,), 2,
-                                                                16, (1, 2), (), "a unit test"),))
+                                                                16, (1, 2), (), "a unit test", eager=True),))
 
 
 def _conv_base(keras, size=32):
