@@ -57,7 +57,8 @@ def browser(tmp_path_factory):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size={},{}".format(*READER_WINDOW), f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+                 "--window-size={},{}".format(*READER_WINDOW),
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
