@@ -23,9 +23,9 @@ from companion.tutorials import recipe_models, recipes, setups
 
 needs_images = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                   reason="needs the real images: set COMPANION_DATA_DIR")
-# Tiny runs: MobileNetV2 at its smallest input, 20 images per class and split, one epoch per phase. The experiment's
-# runs fit eagerly, as the smoke profile's do: tracing a run's step took longer than its 2 batches (the traced path
-# runs in tests/test_profiles_gpu.py).
+# Tiny runs: MobileNetV2 at its smallest input, 20 images per class and split, one epoch per phase. Every fit runs
+# eagerly, as the smoke profile's experiment does: tracing MobileNetV2's step took longer than the run's few batches
+# (the traced path runs in tests/test_profiles_gpu.py and on every tutorial page).
 TINY = dataclasses.replace(profiles.get("smoke"), mobilenet_image_size=32, images_per_class=None,
                            epochs=(("*", profiles.Epochs(1, 1, "a unit test")),), early_batches=(1, 2),
                            experiments=(profiles.ExperimentPlan("MobileNetV2 2020", ("keras", "tf-keras"), (0,), 2,
@@ -248,7 +248,7 @@ def test_writes_are_atomic_and_unreadable_files_are_moved_aside(tmp_path, monkey
 def _tiny_run(checkpoints, **kwargs):
     setup = setups.setup(recipes.MOBILENET_V2_2020, TINY)
     return runner.run(setup, seed=0, batch_size=8, checkpoints=checkpoints, early_batches=(1, 2), verbose=0,
-                      **kwargs)
+                      run_eagerly=True, **kwargs)
 
 
 @needs_images
@@ -373,7 +373,7 @@ def test_a_full_profile_run_reads_imagenet_weights_from_the_keras_cache(small_co
         small = dataclasses.replace(full, mobilenet_image_size=32, epochs=(("*", profiles.Epochs(1, 1, "test")),),
                                     recipe_data=False)
         setup = setups.setup(recipes.MOBILENET_V2_2020, small)
-        result = runner.run(setup, batch_size=8, ways=(ways.TRAINING_FALSE,), verbose=0)
+        result = runner.run(setup, batch_size=8, ways=(ways.TRAINING_FALSE,), verbose=0, run_eagerly=True)
         print("SETUP", setup.weights, setup.architecture, setup.image_size)
         print("RESULT", result.fine_tuning[ways.TRAINING_FALSE].bn_layers_trainable, result.phase1.history.epochs)
     """)

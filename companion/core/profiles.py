@@ -103,9 +103,9 @@ class ExperimentPlan:
     phase1_epochs: tuple[int, ...]  # shorter phase 1s the experiment is repeated from, under the first variant
     why: str  # why these sizes: the page shows it
     # A plan with no variants and no seeds runs nothing: ``why`` says why the profile leaves it out.
-    # fit runs eagerly (compile(run_eagerly=True)): for runs of a few batches, where tracing the training step took
-    # longer than the batches. Both runs of a pair run alike; what the recorder measures (snapshots of the BN
-    # statistics, accuracy) does not depend on tracing.
+    # fit runs eagerly (compile(run_eagerly=True)) in the runs and in any phase 1 the experiment trains itself: for
+    # runs of a few batches, where tracing the training step took longer than the batches. Both runs of a pair run
+    # alike; what the recorder measures (snapshots of the BN statistics, accuracy) does not depend on tracing.
     eager: bool = False
 
     @property

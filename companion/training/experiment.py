@@ -308,9 +308,9 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     """The profile's experiment for ``recipe``: phase 1, then every planned variant's column.
 
     Phase 1 is ``phase1`` where given (a tutorial page's, :attr:`companion.pages.tutorial.Page.trained_phase1`),
-    else the runner's for the setup, resumed where it was kept. With ``phase1_epochs`` other than the setup's,
-    phase 1 runs that long instead (kept apart) and only the plan's first variant fine-tunes from it, unless
-    ``names`` says otherwise.
+    else the runner's for the setup, resumed where it was kept (trained eagerly where the plan's runs are). With
+    ``phase1_epochs`` other than the setup's, phase 1 runs that long instead (kept apart) and only the plan's first
+    variant fine-tunes from it, unless ``names`` says otherwise.
     """
     from tqdm.auto import tqdm
 
@@ -329,7 +329,7 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     suffix = "" if own else f"-{s.phase1_epochs}-epochs"
     if phase1 is None:
         kept_phase1 = cache.Folder(checkpoints / f"phase1{suffix}", key)
-        phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1)
+        phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1, run_eagerly=plan.eager)
     elif not own:
         raise ValueError("a given phase 1 is the setup's own: leave phase1_epochs unset")
     else:  # the children read it from a folder of its own, next to the runner's

@@ -213,8 +213,9 @@ class Phase1:
     head_weights: list[np.ndarray]
 
 
-def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
-    """Phase 1 as the recipe writes it: the base frozen, the head trained with the first optimizer."""
+def train_phase1(s: Setup, d: Data, seed: int, verbose="auto", run_eagerly: bool = False) -> Phase1:
+    """Phase 1 as the recipe writes it: the base frozen, the head trained with the first optimizer.
+    ``run_eagerly``: for runs of a few batches, where tracing the step takes longer than the batches."""
     keras = load_keras()
     keras.utils.set_random_seed(seed)
     started = time.perf_counter()
@@ -222,7 +223,7 @@ def train_phase1(s: Setup, d: Data, seed: int, verbose="auto") -> Phase1:
         built = recipe_models.build(s.recipe, load_base(s), s.image_size)
     with timing.phase("phase 1"):
         built.base.trainable = False
-        recipe_models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer)
+        recipe_models.compile_phase(s.recipe, built.model, s.recipe.phase1_optimizer, run_eagerly)
         validation = Accuracy(d.validation, s.recipe.accuracy_threshold)
         initial = validation(built.model)
         # The dataset reshuffles itself every epoch (seeded); fit's own shuffle does not apply to a dataset.
@@ -270,12 +271,13 @@ def kept_phase1(kept: cache.Folder) -> Phase1 | None:
     return Phase1(Phase1Result.from_dict(record["result"]), arrays[:split], arrays[split:])
 
 
-def phase1_or_resume(s: Setup, d: Data, seed: int, kept: cache.Folder | None, verbose="auto") -> tuple[Phase1, bool]:
+def phase1_or_resume(s: Setup, d: Data, seed: int, kept: cache.Folder | None, verbose="auto",
+                     run_eagerly: bool = False) -> tuple[Phase1, bool]:
     """Phase 1 from the checkpoint folder if it holds it, else trained now (and kept); whether it was resumed."""
     kept_result = None if kept is None else kept_phase1(kept)
     if kept_result is not None:
         return kept_result, True
-    phase1 = train_phase1(s, d, seed, verbose)
+    phase1 = train_phase1(s, d, seed, verbose, run_eagerly)
     if kept is not None:
         keep_phase1(kept, phase1)
     return phase1, False
@@ -295,12 +297,14 @@ def run_key(s: Setup, d: Data, seed: int, batch_size: int, **extra) -> dict:
 
 
 def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Path | None = None,
-        ways: tuple[Way, ...] | None = None, early_batches: tuple[int, ...] = (), verbose="auto") -> RunResult:
+        ways: tuple[Way, ...] | None = None, early_batches: tuple[int, ...] = (), verbose="auto",
+        run_eagerly: bool = False) -> RunResult:
     """Train the setup's recipe: phase 1 once, then phase 2 fine-tuned each way from the phase-1 weights.
 
     ``ways`` defaults to :func:`companion.tutorials.recipes.ways_compared`. With ``checkpoints`` (a folder),
     finished phases are kept (phase 1 in ``phase1/``, fine-tuning in ``fine-tuning/``) and reused by a later call
     with the same key; phase 1 is also what :mod:`companion.training.experiment` fine-tunes from.
+    ``run_eagerly``: every ``fit`` runs eagerly (tiny runs, whose steps take less time than tracing them).
     """
     batch_size = batch_size or s.recipe.batch_size
     ways = ways or recipes.ways_compared(s.recipe)
@@ -309,7 +313,7 @@ def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Pat
     kept_phase1 = None if checkpoints is None else cache.Folder(Path(checkpoints) / "phase1", key)
     kept = None if checkpoints is None else cache.Folder(Path(checkpoints) / "fine-tuning", {
         **key, "ways": [way.key for way in ways], "early_batches": early_batches})
-    phase1, resumed_phase1 = phase1_or_resume(s, d, seed, kept_phase1, verbose)
+    phase1, resumed_phase1 = phase1_or_resume(s, d, seed, kept_phase1, verbose, run_eagerly)
     resumed = ["phase 1"] if resumed_phase1 else []
     results = {}
     for way in ways:
@@ -319,7 +323,7 @@ def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Pat
             results[way] = FineTuneResult.from_dict(kept_result)
             resumed.append(way.label)
             continue
-        results[way] = fine_tune(s, way, phase1, d, seed, early_batches, verbose=verbose)
+        results[way] = fine_tune(s, way, phase1, d, seed, early_batches, verbose=verbose, run_eagerly=run_eagerly)
         if kept:
             kept.write_json(file, results[way].to_dict())
     recovered = [*(kept_phase1.recovered if kept_phase1 else []), *(kept.recovered if kept else [])]
