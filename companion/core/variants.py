@@ -16,11 +16,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from companion import PACKAGE
+from companion.core import installer
 
 VARIANTS_DIR_ENV = "COMPANION_VARIANTS_DIR"
 LEGACY_ENV = "TF_USE_LEGACY_KERAS"
@@ -98,15 +97,12 @@ def is_installed(variant: Variant) -> bool:
 
 
 def pip_install(folder: Path, requirements: list[str]) -> None:
-    """``pip install --no-deps --target folder`` of the ``name==version`` requirements not installed there yet."""
+    """``pip install --no-deps --target folder`` of the ``name==version`` requirements not installed there yet
+    (through uv where it is installed: :mod:`companion.core.installer`)."""
     missing = [r for r in requirements if not installed_in(folder, r)]
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade",
-             "--target", str(folder), *missing],
-            check=True,
-        )
+        installer.install(["--quiet", "--no-deps", "--upgrade", "--target", str(folder), *missing])
 
 
 def pip_install_all(needs: list[tuple[Path, list[str]]], jobs: int = 4) -> None:
