@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -119,6 +120,25 @@ def test_the_command_on_a_saved_mobilenet_v2_transfer_model(saved):
            f"received training=True: BatchNormalization {MOBILENET_V2_BN} of {MOBILENET_V2_BN})" in remedy
     assert "BN statistics moved:      none" in remedy
     assert "trainable in the step:    kernels and biases 54 of 54; BN gamma/beta 0 of 104" in remedy
+
+
+def test_an_output_of_probabilities_is_trained_with_a_loss_on_probabilities(keras, tmp_path):
+    """A sigmoid's or a softmax's output (an activation, or a layer of its own) takes a loss on probabilities: with
+    ``from_logits=True`` Keras warns, a line a reader of ``companion check --model`` would take for a problem."""
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(3)(inputs)
+    outputs = [keras.layers.Dense(3, activation="softmax")(h), keras.layers.Dense(1, activation="sigmoid")(h),
+               keras.layers.Softmax()(h), keras.layers.Activation("sigmoid")(h), h,
+               keras.layers.Dense(3, activation="relu")(h)]
+    assert [model_check.gives_probabilities(t) for t in outputs] == [True, True, True, True, False, False]
+    classifier = keras.Sequential([keras.Input((8, 8, 3)), models.tiny_base(keras),
+                                   keras.layers.Dense(3, activation="softmax")], name="softmax_head")
+    classifier.save(tmp_path / "softmax.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model_check.check(tmp_path / "softmax.keras")
+    assert result.targets == (model_check.Targets.SPARSE,)
+    assert not [w for w in caught if "from_logits" in str(w.message)]
 
 
 def test_a_nested_backbone_is_found_and_every_batch_norm_frozen(saved, keras):

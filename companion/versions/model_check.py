@@ -261,9 +261,20 @@ def _dims(shape) -> tuple[int, ...]:
     return tuple(FREE_SIZE if d is None else int(d) for d in shape[1:])
 
 
+def gives_probabilities(tensor) -> bool:
+    """Whether a model's output comes from a sigmoid or a softmax (its layer's activation, or a Softmax layer): its
+    loss then takes probabilities, not logits (Keras warns that ``from_logits=True`` was given one)."""
+    history = getattr(tensor, "_keras_history", None)
+    layer = getattr(history, "operation", None) or getattr(history, "layer", None)  # Keras 3, tf-keras
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", "") if activation is not None else type(layer).__name__.lower()
+    return name in ("sigmoid", "softmax")
+
+
 def synthetic_data(model, samples: int = SAMPLES):
     """Inputs shaped as the model's (normal values, or small integers for an integer input), targets shaped as its
-    outputs, and each output's kind of target and loss."""
+    outputs, and each output's kind of target and loss (on logits, or on probabilities where the output is a
+    sigmoid's or a softmax's)."""
     keras = load_keras()
     rng = np.random.default_rng(0)
     x = []
@@ -274,13 +285,13 @@ def synthetic_data(model, samples: int = SAMPLES):
                  rng.normal(size=shape).astype(dtype))
     y, kinds, losses = [], [], []
     for tensor in model.outputs:
-        dims = _dims(tensor.shape)
+        dims, logits = _dims(tensor.shape), not gives_probabilities(tensor)
         if dims == (1,):
             kind, target, loss = Targets.BINARY, rng.integers(0, 2, (samples, 1)).astype("float32"), \
-                keras.losses.BinaryCrossentropy(from_logits=True)
+                keras.losses.BinaryCrossentropy(from_logits=logits)
         elif len(dims) == 1:
             kind, target, loss = Targets.SPARSE, rng.integers(0, dims[0], (samples,)), \
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
         else:
             kind, target, loss = Targets.REGRESSION, np.zeros((samples, *dims), "float32"), \
                 keras.losses.MeanSquaredError()
