@@ -145,6 +145,8 @@ def test_companion_check_on_the_pinned_keras_names_the_override_and_the_way_to_f
     advice = {line.split("  ")[0]: line.split("  ")[-1].strip() for line in lines if "  " in line}
     assert advice[FLAT.name] == "remedy + base(x)"
     assert advice[fine_tuning.OWN_DROPOUT.name] == "remedy + InferenceMode(base)(x)"
+    # The advice names the wrapper: its code follows, as the checks build it.
+    assert check.WRAPPER_SOURCE in result["text"] and "def call(self, inputs):" in check.WRAPPER_SOURCE
     assert result["imported_first"] == [] and result["companion"] == []
 
 

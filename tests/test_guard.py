@@ -202,6 +202,29 @@ def test_the_fix_is_the_matrix_way_for_a_functional_base_on_this_keras():
                                        "remedy + base(x): after base.trainable = True, call freeze_batch_norm(base)")
 
 
+def test_a_base_whose_own_dropout_drops_gets_the_fix_for_that_kind_of_model(keras):
+    """EfficientNet's blocks hold Dropout layers: frozen and called with training=False, the base's own Dropout still
+    drops in phase 1 on the pinned Keras (fit's True passes over the recorded False). The remedy freezes
+    BatchNormalization only, so the fix is the matrix's way for a base with its own Dropout, the one way whose
+    explicit training=False every Keras honours (tests/test_check.py derives the same advice)."""
+    from companion.checks import fine_tuning, models
+
+    base = models.base_with_dropout(keras)
+    base.trainable = False
+    model = functional_model(keras, base)
+    x, y = _images()
+    model.compile(keras.optimizers.SGD(0.01), keras.losses.BinaryCrossentropy(from_logits=True))
+    with pytest.raises(guard.FineTuningMismatch) as raised:
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[guard.callback()])
+    assert [(m.path, m.kind, m.expected) for m in raised.value.mismatches] == [
+        ("base/base_dropout", "Dropout", stated.INFERENCE_MODE)]
+    assert guard.kind_of(raised.value.mismatches) is fine_tuning.OWN_DROPOUT
+    fix = str(raised.value).splitlines()[-1]
+    assert fix.startswith(f"The fix on keras {PINNED}, from the book's matrix for a base with its own Dropout: "
+                          "remedy + InferenceMode(base)(x): after base.trainable = True, call freeze_batch_norm(base)")
+    assert guard.WRAPPER in fix
+
+
 def test_serving_flags_augmentation_that_a_direct_call_runs(keras):
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.RandomFlip("horizontal", name="flip")(inputs)

@@ -16,10 +16,10 @@ import inspect
 import sys
 from typing import Any
 
-from companion.checks import evidence, fine_tuning, registry
+from companion.checks import evidence, fine_tuning, models, registry
 from companion.checks.check import Check
 from companion.checks.fine_tuning import FLAT
-from companion.checks.ways import TRAINING_FALSE
+from companion.checks.ways import TRAINING_FALSE, Call
 from companion.core.columns import EVERY_COLUMN
 from companion.core.tables import FactTable, show
 from companion.flags import remedy
@@ -27,6 +27,8 @@ from companion.versions import advice, matrix
 
 # The remedy as the reader copies it: the function the checks run, printed from its source.
 REMEDY_SOURCE = inspect.getsource(remedy.freeze_batch_norm)
+# The wrapper of the InferenceMode(base)(x) call, as the checks build it, printed where the advice names it.
+WRAPPER_SOURCE = inspect.getsource(models.inference_mode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Report:
             REMEDY_SOURCE,
             "The way to fine-tune each kind of model here (the remedy, and how to call the base):",
             FactTable(["model", "use"], rows).text(),
+            *(["", f"{Call.WRAPPED.value}, as the checks build the wrapper around a base:", "", WRAPPER_SOURCE]
+              if any(Call.WRAPPED.value in answer for _, answer in rows) else []),
             "",
             FactTable(["check", "here"], [[c.question, show(value)] for c, value in self.values.items()]).text(),
         ]

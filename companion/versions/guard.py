@@ -15,7 +15,8 @@ import warnings
 
 from companion.checks import evidence, fine_tuning
 from companion.checks.check import versions
-from companion.checks.fine_tuning import FLAT
+from companion.checks.fine_tuning import FLAT, OWN_DROPOUT, ModelKind
+from companion.checks.ways import Call
 from companion.core import child
 from companion.flags import modes, probes
 from companion.flags.stated import INFERENCE_MODE, Mismatch, Watch, is_augmentation
@@ -46,7 +47,7 @@ class Guard(Watch):
         found = self.mismatches()
         self.renew()
         if found and on_mismatch != "return":
-            report(self.model, found, when, fix_here() if fix else None, on_mismatch)
+            report(self.model, found, when, fix_here(kind_of(found)) if fix else None, on_mismatch)
         return found
 
 
@@ -101,12 +102,25 @@ def report(model, found: list[Mismatch], when: str, fix: str | None, on_mismatch
     warnings.warn(text, FineTuningMismatchWarning, stacklevel=3)
 
 
+def kind_of(found: list[Mismatch]) -> ModelKind:
+    """The kind of model whose fix answers ``found``: a base with its own Dropout where a Dropout that the model runs
+    in inference mode (it sits under a ``training=False`` call) ran in training mode, since the remedy freezes
+    BatchNormalization only; else the tutorials' functional base."""
+    own_dropout = any(m.kind.endswith("Dropout") and m.expected == INFERENCE_MODE for m in found)
+    return OWN_DROPOUT if own_dropout else FLAT
+
+
+# What the wrapper of the InferenceMode(base)(x) call is, where the fix names it.
+WRAPPER = ("InferenceMode is a layer whose call runs the base with training=False: its code is "
+           "companion.checks.models.inference_mode, which `companion check` prints.")
+
+
 @functools.cache
-def fix_here() -> str:
-    """The fix on this Keras and backend: the way the book's matrix finds to behave as the tutorials intend for their
-    kind of model (a functional base), computed here by the matrix's checks in a child process."""
+def fix_here(kind: ModelKind = FLAT) -> str:
+    """The fix on this Keras and backend: the way the book's matrix finds to behave as the tutorials intend for
+    ``kind`` of model (:func:`kind_of`), computed here by the matrix's checks in a child process."""
     column = matrix.here()
-    checks = [fine_tuning.check(FLAT, way) for way in FLAT.ways]
+    checks = [fine_tuning.check(kind, way) for way in kind.ways]
     try:
         found = child.call("companion.versions.matrix:measured", dict(os.environ), timeout=600,
                            ids=[c.id for c in checks])
@@ -116,16 +130,18 @@ def fix_here() -> str:
     if "error" in found:
         return f"The book's matrix could not be computed here ({found['error']})."
     values = {c: evidence.from_json(found["values"][c.id]) for c in checks}
-    answer = advice.advise(values, FLAT, column)
+    answer = advice.advise(values, kind, column)
+    model = "a functional base" if kind is FLAT else f"a {kind.name}"
     if answer.recommended is None:
-        return (f"On {column.label}, the book's matrix finds no way of fine-tuning a functional base that behaves as "
-                f"the tutorials intend ({answer.answer}); `companion check` shows every kind of model.")
+        return (f"On {column.label}, the book's matrix finds no way of fine-tuning {model} that behaves as the "
+                f"tutorials intend ({answer.answer}); `companion check` shows every kind of model.")
     way = answer.recommended
     steps = ("after base.trainable = True, call freeze_batch_norm(base) (companion.flags.remedy, or its source "
              "copied from the book) and compile again; " if way.remedy else "")
-    return (f"The fix on {column.label}, from the book's matrix for a functional base: {way.label}: {steps}"
-            f"call the base as {way.call.value} in the model. `companion check` gives the way for other kinds of "
-            "model.")
+    wrapper = f" {WRAPPER}" if way.call is Call.WRAPPED else ""
+    return (f"The fix on {column.label}, from the book's matrix for {model}: {way.label}: {steps}"
+            f"call the base as {way.call.value} in the model.{wrapper} `companion check` gives the way for other "
+            "kinds of model.")
 
 
 # --- fit --------------------------------------------------------------------------------------------------------
