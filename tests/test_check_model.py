@@ -254,3 +254,23 @@ def test_a_keras_file_written_by_tf_keras_is_checked_under_tf_keras(tmp_path):
     # statistics stay; the remedy freezes it.
     assert result["frozen"] == 1
     assert [line.strip() for line in result["lines"]].count("BN statistics moved:      none") == 2
+
+
+def test_a_file_an_older_keras_cannot_load_names_the_keras_that_saved_it(saved):
+    """Keras 3.0.5 cannot deserialize a functional model saved by the pinned 3.15.1: the one-line error says which
+    Keras saved the file (its metadata.json), so the reader knows to load it there or save it again here."""
+    from companion.core.columns import PINNED, Column
+    from companion.versions import install
+
+    oldest = Column("keras", "3.0.5")
+    if not install.is_installed(oldest):
+        pytest.skip(f"{oldest.label} is not installed (companion variants install --releases)")
+    assert model_check.saved_by(saved / "mobilenet.keras") == PINNED
+    assert model_check.saved_by(saved / "nested.h5") is None  # an .h5 file records no saver
+    done = subprocess.run([sys.executable, "-m", "companion.pages.cli", "check", "--model", "mobilenet.keras"],
+                          cwd=saved, env=install.environment(oldest), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("companion: error: Keras 3.0.5 could not load mobilenet.keras: ")
+    assert line.endswith(f"(the file was saved by Keras {PINNED}: load it under that Keras, or save it again under "
+                         "this one)")

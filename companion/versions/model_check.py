@@ -241,8 +241,20 @@ def load(path: str | Path):
     try:
         return load_keras().saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras' own refusal of a file we let through: pass its reason on, in one line
-        raise ModelCheckError(f"Keras {load_keras().__version__} could not load {path}: "
-                              f"{evidence.first_line(error)}") from error
+        here, saved = load_keras().__version__, saved_by(path)
+        other = (f" (the file was saved by Keras {saved}: load it under that Keras, or save it again under this one)"
+                 if saved not in (None, here) else "")
+        raise ModelCheckError(f"Keras {here} could not load {path}: {evidence.first_line(error)}{other}") from error
+
+
+def saved_by(path: Path) -> str | None:
+    """The Keras version a .keras file records as its saver (its metadata.json), or None where it records none."""
+    if path.suffix.lower() != ".keras":
+        return None
+    with zipfile.ZipFile(path) as archive:
+        if "metadata.json" not in archive.namelist():
+            return None
+        return json.loads(archive.read("metadata.json")).get("keras_version")
 
 
 # --- Bases, data and the step ------------------------------------------------------------------------------------
