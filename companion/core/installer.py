@@ -12,6 +12,7 @@ the companion is installed.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -39,6 +40,15 @@ def pip_settings(listed: str) -> dict[str, list[str]]:
     return {**from_files, **from_environment}
 
 
+@functools.cache
+def pip_settings_here() -> dict[str, list[str]]:
+    """This Python's pip settings (:func:`pip_settings` of ``pip config list``), read once per process: the variants'
+    install runs one install per folder."""
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], check=False, capture_output=True,
+                            text=True)
+    return pip_settings(listed.stdout)
+
+
 def uv() -> str | None:
     """The uv next to this Python (a virtual environment's), else on ``PATH``; None where there is none."""
     beside = Path(sys.executable).parent / "uv"
@@ -62,9 +72,7 @@ def install(arguments: list[str]) -> None:
     raises :class:`subprocess.CalledProcessError` when pip fails too."""
     found = uv()
     if found is not None:
-        listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], check=False, capture_output=True,
-                                text=True)
-        settings = pip_settings(listed.stdout)
+        settings = pip_settings_here()
         env = dict(os.environ)
         if settings.get("cert") and "SSL_CERT_FILE" not in env:
             env["SSL_CERT_FILE"] = settings["cert"][0]

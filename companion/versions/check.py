@@ -57,8 +57,9 @@ class Report:
         serving = {how: self.values[check] for how, check in registry.SERVING.items()}
         safe = [how for how, found in serving.items()
                 if not evidence.unmeasured(found) and not (found.augmented or found.statistics_moved)]
-        rows = [[kind.name, advice.advise(self.values, kind, self.here.column).answer]
-                for kind in fine_tuning.KINDS if kind.scope(self.here.column) and kind.scope is EVERY_COLUMN]
+        advised = [advice.advise(self.values, kind, self.here.column)
+                   for kind in fine_tuning.KINDS if kind.scope(self.here.column) and kind.scope is EVERY_COLUMN]
+        wrapped = any(a.recommended is not None and a.recommended.call is Call.WRAPPED for a in advised)
         return [
             f"Keras {v['keras']} on {v['backend']} {v['backend_version']} (Python {v['python']})",
             "",
@@ -83,9 +84,9 @@ class Report:
             "",
             REMEDY_SOURCE,
             "The way to fine-tune each kind of model here (the remedy, and how to call the base):",
-            FactTable(["model", "use"], rows).text(),
+            FactTable(["model", "use"], [[a.kind.name, a.answer] for a in advised]).text(),
             *(["", f"{Call.WRAPPED.value}, as the checks build the wrapper around a base:", "", WRAPPER_SOURCE]
-              if any(Call.WRAPPED.value in answer for _, answer in rows) else []),
+              * wrapped),
             "",
             FactTable(["check", "here"], [[c.question, show(value)] for c, value in self.values.items()]).text(),
         ]
