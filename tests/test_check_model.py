@@ -141,6 +141,23 @@ def test_an_output_of_probabilities_is_trained_with_a_loss_on_probabilities(kera
     assert not [w for w in caught if "from_logits" in str(w.message)]
 
 
+def test_a_model_on_a_dict_of_inputs_gets_its_synthetic_data_as_that_dict(keras, tmp_path):
+    """A transfer model built on named inputs ({"image": ..., "meta": ...}) is stepped on a dict keyed the same way:
+    given a list, Keras warns that the inputs' structure does not match, a line a reader would take for a problem."""
+    base = models.tiny_base(keras)
+    base.trainable = False
+    image, meta = keras.Input((8, 8, 3), name="image"), keras.Input((4,), name="meta")
+    joined = keras.layers.Concatenate()([base(image, training=False), meta])  # the tiny base pools its own output
+    keras.Model({"image": image, "meta": meta}, keras.layers.Dense(1)(joined)).save(tmp_path / "named.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model_check.check(tmp_path / "named.keras")
+    assert not [str(w.message) for w in caught if "structure" in str(w.message)]
+    # The tiny base's one BatchNormalization moved as written and stayed with the remedy, as on the MobileNetV2 base.
+    moved = [sum(step.report.statistics_moved().values()) for step in (result.as_written, result.remedied)]
+    assert moved == [1, 0] and result.frozen == 1
+
+
 def test_a_nested_backbone_is_found_and_every_batch_norm_frozen(saved, keras):
     result = model_check.check(saved / "nested.h5")
     assert [(b.path, b.class_name, b.batch_norm) for b in result.bases] == [("backbone", "Functional", NESTED_BN)]

@@ -289,12 +289,19 @@ def synthetic_data(model, samples: int = SAMPLES):
     sigmoid's or a softmax's)."""
     keras = load_keras()
     rng = np.random.default_rng(0)
-    x = []
-    for tensor in model.inputs:
+
+    def like(tensor):
         dtype = np.dtype(getattr(tensor.dtype, "name", tensor.dtype))
         shape = (samples, *_dims(tensor.shape))
-        x.append(rng.integers(0, 2, shape).astype(dtype) if dtype.kind in "iu" else
-                 rng.normal(size=shape).astype(dtype))
+        return rng.integers(0, 2, shape).astype(dtype) if dtype.kind in "iu" else rng.normal(size=shape).astype(dtype)
+
+    # A model built on a dict of inputs takes a dict keyed as it was built (given a list, Keras warns that the
+    # structure does not match: a line a reader would take for a problem with their model).
+    named = getattr(model, "input", None)
+    if isinstance(named, dict):
+        x = {name: like(tensor) for name, tensor in named.items()}
+    else:
+        x = [like(tensor) for tensor in model.inputs]
     y, kinds, losses = [], [], []
     for tensor in model.outputs:
         dims, logits = _dims(tensor.shape), not gives_probabilities(tensor)
@@ -310,7 +317,7 @@ def synthetic_data(model, samples: int = SAMPLES):
         y.append(target)
         kinds.append(kind)
         losses.append(loss)
-    one = len(x) == 1, len(y) == 1
+    one = isinstance(x, list) and len(x) == 1, len(y) == 1
     return (x[0] if one[0] else x), (y[0] if one[1] else y), tuple(kinds), (losses[0] if one[1] else losses)
 
 
