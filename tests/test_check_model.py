@@ -291,3 +291,21 @@ def test_a_file_an_older_keras_cannot_load_names_the_keras_that_saved_it(saved):
     assert line.startswith("companion: error: Keras 3.0.5 could not load mobilenet.keras: ")
     assert line.endswith(f"(the file was saved by Keras {PINNED}: load it under that Keras, or save it again under "
                          "this one)")
+
+
+def test_a_file_keras_cannot_load_whose_metadata_is_not_json_is_still_one_line(saved, tmp_path, capsys):
+    """Naming the saver only adds to Keras' own refusal: a metadata.json that is not JSON leaves the one-line error
+    (and exit 2) as it was, with no saver named."""
+    import zipfile
+
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(saved / "mobilenet.keras") as source, zipfile.ZipFile(broken, "w") as target:
+        for name in source.namelist():
+            # Keep the configuration (read before loading); spoil the weights (Keras refuses them) and the metadata.
+            data = {"metadata.json": b"not json", "model.weights.h5": b"not hdf5"}.get(name, source.read(name))
+            target.writestr(name, data)
+    assert model_check.saved_by(broken) is None
+    line = _error(capsys, broken).strip()
+    assert line.startswith(f"companion: error: Keras {model_check.load_keras().__version__} could not load {broken}: ")
+    assert "saved by" not in line
+

@@ -248,13 +248,15 @@ def load(path: str | Path):
 
 
 def saved_by(path: Path) -> str | None:
-    """The Keras version a .keras file records as its saver (its metadata.json), or None where it records none."""
+    """The Keras version a .keras file records as its saver (its metadata.json), or None where it records none or
+    cannot be read: it only adds to the error of a file Keras could not load, and must not replace it."""
     if path.suffix.lower() != ".keras":
         return None
-    with zipfile.ZipFile(path) as archive:
-        if "metadata.json" not in archive.namelist():
-            return None
-        return json.loads(archive.read("metadata.json")).get("keras_version")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("metadata.json")).get("keras_version")
+    except (KeyError, ValueError, AttributeError, zipfile.BadZipFile):  # no metadata.json, not JSON, not an object
+        return None
 
 
 # --- Bases, data and the step ------------------------------------------------------------------------------------
@@ -301,7 +303,8 @@ def synthetic_data(model, samples: int = SAMPLES):
     if isinstance(named, dict):
         x = {name: like(tensor) for name, tensor in named.items()}
     else:
-        x = [like(tensor) for tensor in model.inputs]
+        arrays = [like(tensor) for tensor in model.inputs]
+        x = arrays[0] if len(arrays) == 1 else arrays
     y, kinds, losses = [], [], []
     for tensor in model.outputs:
         dims, logits = _dims(tensor.shape), not gives_probabilities(tensor)
@@ -317,8 +320,8 @@ def synthetic_data(model, samples: int = SAMPLES):
         y.append(target)
         kinds.append(kind)
         losses.append(loss)
-    one = isinstance(x, list) and len(x) == 1, len(y) == 1
-    return (x[0] if one[0] else x), (y[0] if one[1] else y), tuple(kinds), (losses[0] if one[1] else losses)
+    one = len(y) == 1
+    return x, (y[0] if one else y), tuple(kinds), (losses[0] if one else losses)
 
 
 def _fine_tuning_step(model, remedy: bool) -> tuple[Step, int]:
