@@ -26,8 +26,8 @@ from companion.checks.evidence import (
     TrainableTiming,
     Training,
 )
-from companion.checks.fine_tuning import FLAT, MOBILENET, check
-from companion.checks.ways import REMEDY, TRAINING_FALSE
+from companion.checks.fine_tuning import EFFICIENTNET, FLAT, MOBILENET, XCEPTION, check
+from companion.checks.ways import REMEDY, TRAINING_FALSE, WAYS
 from companion.core import variants
 from companion.core.columns import (
     KERAS_RELEASES,
@@ -38,8 +38,9 @@ from companion.core.columns import (
     latest_patches,
     variant_column,
 )
+from companion.core.profiles import GPU, OFFLINE, SMOKE
 from companion.core.tables import show
-from companion.versions import install, matrix
+from companion.versions import advice, install, matrix
 from companion.versions.matrix import Matrix, Measured
 
 NIGHTLY = variant_column("keras-nightly").version
@@ -236,20 +237,23 @@ def test_a_kept_column_is_reused_until_the_checks_change(tmp_path, monkeypatch):
     computed = []
     timing = TrainableTiming(True, Failed("ValueError: x"), True, True)
 
-    def run_column(chosen):
-        computed.append(chosen)
+    def run_column(chosen, narrow):
+        computed.append((chosen, narrow))
         values = {row: True for row in matrix.ROWS} | {registry.TRAINABLE_TIMING: timing}
         return Measured(chosen, {"keras": chosen.version}, values, seconds=4.5)
 
     monkeypatch.setattr(matrix, "run_column", run_column)
     first = matrix.kept_column(column)
     again = matrix.kept_column(column)
-    assert computed == [column] and not first.kept and again.kept
+    assert computed == [(column, True)] and not first.kept and again.kept
     assert again.values == first.values and again.seconds == 4.5
     assert type(again.values[registry.TRAINABLE_TIMING].after_fit) is Failed
+    # The column of a profile that does not narrow the matrix is kept apart: it holds more checks.
+    matrix.kept_column(column, narrow=False)
+    assert computed == [(column, True), (column, False)] and matrix.kept_column(column, narrow=False).kept
     monkeypatch.setattr(matrix, "fingerprint", lambda: "another-version-of-the-checks")
     matrix.kept_column(column)
-    assert computed == [column, column]
+    assert computed == [(column, True), (column, False), (column, True)]
 
 
 # --- The views of the matrix, on columns typed by hand ------------------------------------------------------------
@@ -300,6 +304,24 @@ def test_a_failed_step_inside_a_value_is_listed_once_with_the_columns_where_it_f
                                "ValueError: changed model")]
 
 
+def test_outside_the_smoke_profile_a_real_architectures_recommended_way_runs_in_every_column():
+    """The advice for MobileNetV2 on a release where its other ways do not run: measured from the one way that ran,
+    the remedy (every BatchNormalization layer frozen: no statistic moves; no Dropout inside the base; the head's
+    Dropout drops under a plain call), the others not measured."""
+    release = Column("keras", "3.10.0")
+    recommended, other = check(MOBILENET, MOBILENET.recommended), check(MOBILENET, TRAINING_FALSE)
+    assert SMOKE.narrow_matrix and not OFFLINE.narrow_matrix and not GPU.narrow_matrix
+    assert not REAL_MODELS(release) and recommended.scope.under(False)(release)
+    assert recommended.scope.under(True) is REAL_MODELS and other.scope.under(False) is REAL_MODELS
+    if not install.is_installed(release):
+        pytest.skip("keras 3.10.0 is not installed (companion variants install --releases)")
+    wide = matrix.run_column(release, (recommended, other), narrow=False)
+    assert wide.values[other] == NotRun(f"runs in {REAL_MODELS.name}")
+    found = advice.advise(wide.values, MOBILENET, release)
+    assert found.intended == (REMEDY,) and found.not_intended == () and found.answer == REMEDY.label
+    assert len(found.not_measured) == len(WAYS) - 1
+
+
 # --- The kept matrix ------------------------------------------------------------------------------------------------
 
 
@@ -316,6 +338,17 @@ def test_the_matrix_has_every_column_and_the_pinned_one_ran(kept):
     # A check outside a column's scope did not run there: the real architectures on JAX.
     assert kept.value(Column("keras", PINNED, "jax"), check(MOBILENET, TRAINING_FALSE)) == NotRun(
         f"runs in {REAL_MODELS.name}")
+
+
+def test_each_real_architectures_recommended_way_is_the_advices_where_all_its_ways_ran(kept):
+    """What runs in every column outside the smoke profile is declared (ModelKind.recommended); it must be the way
+    the advice computes wherever every way of the kind ran and one behaved as intended (on keras-nightly none of
+    EfficientNetB0's does), or the advice elsewhere would rest on the wrong way."""
+    for kind in (EFFICIENTNET, MOBILENET, XCEPTION):
+        found = {a.column.label: a.recommended for a in advice.advice(kept, [kind])
+                 if kind.scope(a.column) and a.recommended is not None}
+        assert found, f"no way of {kind.name} behaved as intended in any column"
+        assert found == {label: kind.recommended for label in found}, kind.name
 
 
 def test_the_remedys_walk_reaches_the_layers_a_custom_block_holds_in_every_column(kept):

@@ -108,9 +108,17 @@ class Scope:
 
     name: str  # "every column", "Keras 3 releases on TensorFlow": how a page names it
     covers: Callable[[Column], bool]
+    # The columns a check of this scope runs in under a profile that narrows the matrix for time
+    # (companion.core.profiles.Profile.narrow_matrix: the smoke profile CI runs); None: the same in every profile.
+    narrowed: Scope | None = None
 
     def __call__(self, column: Column) -> bool:
         return self.covers(column)
+
+    def under(self, narrow: bool) -> Scope:
+        """The scope a check runs in under a profile that narrows the matrix (``narrow``) or under one that does
+        not."""
+        return self.narrowed if narrow and self.narrowed is not None else self
 
 
 EVERY_COLUMN = Scope("every column", lambda c: True)
@@ -119,6 +127,9 @@ EVERY_COLUMN = Scope("every column", lambda c: True)
 # questions.
 REAL_MODELS = Scope("the pinned release and keras-nightly on TensorFlow and PyTorch, and tf-keras",
                     lambda c: (c.pinned or c.package != "keras") and c.backend != "jax")
+# The way of fine-tuning the advice recommends for a real architecture runs in every column, so that the advice is
+# measured there; where the matrix is narrowed (CI), where the architecture's other ways run.
+EVERY_COLUMN_UNLESS_NARROWED = Scope(EVERY_COLUMN.name, EVERY_COLUMN.covers, narrowed=REAL_MODELS)
 KERAS_3 = Scope("Keras 3 (the releases and keras-nightly, every backend)", lambda c: not c.legacy)
 RELEASES = Scope("the Keras 3 releases (every backend)", lambda c: c.package == "keras")
 TENSORFLOW = Scope("the TensorFlow backend", lambda c: c.backend == "tensorflow")

@@ -151,7 +151,7 @@ def _recipes(args) -> int:
 def _matrix(args) -> int:
     from companion.versions import advice, matrix
 
-    found = matrix.compute()
+    found = matrix.compute(profiles.get(args.profile))
     print(found.table().text(terminal.width()))
     print()
     print(advice.table(found).text(terminal.width()))
@@ -301,12 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--as-written", action="store_true", help="with the tutorials' known bugs, as published")
     rec.add_argument("--only-differences", action="store_true", help="in a diff, only the fields that differ")
 
-    sub.add_parser("matrix", help="print the matrix: every check under every Keras release, variant and backend",
-                   formatter_class=formatter,
-                   description="Run every check of the book under every Keras 3 release, keras-nightly and tf-keras "
-                               "on TensorFlow, and the pinned release and the nightly on JAX and PyTorch (each in its "
-                               "own process; `companion variants install --releases` first), and print the table and "
-                               "the advice per kind of model. Columns are kept in the cache folder.")
+    mat = sub.add_parser("matrix", help="print the matrix: every check under every Keras release, variant and backend",
+                         formatter_class=formatter,
+                         description="Run every check of the book under every Keras 3 release, keras-nightly and "
+                                     "tf-keras on TensorFlow, and the pinned release and the nightly on JAX and PyTorch "
+                                     "(each in its own process; `companion variants install --releases` first), and "
+                                     "print the table and the advice per kind of model. Columns are kept in the cache "
+                                     "folder. The smoke profile (CI's) runs the real architectures' recommended ways "
+                                     "only where their other ways run; the other profiles, in every column.")
+    mat.add_argument("--profile", default="smoke", help=f"one of: {profile_names}")
 
     check = sub.add_parser("check",
                            help="am I affected? run the book's checks on the Keras and backend installed here",

@@ -5,7 +5,10 @@ release, keras-nightly and tf-keras on TensorFlow, the pinned release and the ni
 Each column is computed in a child process that imports its Keras and backend (:mod:`companion.versions.install`,
 :mod:`companion.core.child`) and kept in the cache folder under the column, its backend's version and the
 fingerprint of the checks' code, so a build computes it once and every chapter, the tests, ``companion matrix`` and
-the claims audit read the same values. A check outside a column's scope has the value
+the claims audit read the same values. The smoke profile CI runs narrows it
+(:attr:`companion.core.profiles.Profile.narrow_matrix`): a check whose scope has a narrower one
+(:meth:`companion.core.columns.Scope.under`) runs only there, and its columns are kept apart. A check outside a
+column's scope has the value
 :class:`~companion.checks.evidence.NotRun` there; a column not installed here,
 :class:`~companion.checks.evidence.NotInstalled` everywhere; a column whose Keras does not import or run says why in :attr:`Measured.error`.
 
@@ -15,6 +18,7 @@ The views of the matrix (tables, the advice, the claims' verdicts, the figures) 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from pathlib import Path
@@ -23,7 +27,7 @@ from typing import Any, Callable, Iterable
 from companion.checks import evidence, fine_tuning, guard_checks, registry
 from companion.checks.check import Check, measure, versions
 from companion.checks.check import fingerprint as checks_fingerprint
-from companion.core import cache, child, timing
+from companion.core import cache, child, profiles, timing
 from companion.core.columns import EVERY_COLUMN, Column, Scope, columns
 from companion.core.tables import FactTable
 from companion.tutorials import recipe_checks
@@ -102,16 +106,19 @@ class Measured:
                    data["error"], data["seconds"], kept=True)
 
 
-def _not_run(check: Check) -> evidence.NotRun:
-    return evidence.NotRun(f"runs in {check.scope.name}")
+def _not_run(check: Check, narrow: bool) -> evidence.NotRun:
+    return evidence.NotRun(f"runs in {check.scope.under(narrow).name}")
 
 
-def run_column(column: Column, rows: tuple[Check, ...] = ROWS, timeout: float = 900) -> Measured:
-    """Compute one column in a child process that imports its Keras; never raises for a column that fails."""
+def run_column(column: Column, rows: tuple[Check, ...] = ROWS, timeout: float = 900, narrow: bool = True
+               ) -> Measured:
+    """Compute one column in a child process that imports its Keras, the checks of ``rows`` whose scope covers it
+    (under a profile that narrows the matrix, ``narrow``, or not: :meth:`Scope.under`); never raises for a column
+    that fails."""
     if not install.is_installed(column):
         missing = evidence.NotInstalled(f"{column.label} is not installed: companion variants install --releases")
         return Measured(column, {}, {c: missing for c in rows}, error="not installed")
-    chosen = [c for c in rows if c.scope(column)]
+    chosen = [c for c in rows if c.scope.under(narrow)(column)]
     start = time.perf_counter()
     try:
         result = child.call("companion.versions.matrix:measured", install.environment(column), timeout=timeout,
@@ -120,7 +127,7 @@ def run_column(column: Column, rows: tuple[Check, ...] = ROWS, timeout: float = 
         result = {"error": failed.reason}
     seconds = time.perf_counter() - start
     found = result.get("values", {})
-    values = {c: evidence.from_json(found[c.id]) if c.id in found else _not_run(c) for c in rows}
+    values = {c: evidence.from_json(found[c.id]) if c.id in found else _not_run(c, narrow) for c in rows}
     return Measured(column, result.get("versions", {}), values, result.get("error"), seconds)
 
 
@@ -140,15 +147,16 @@ def this_install(rows: tuple[Check, ...] = ROWS, on_each: Callable[[Check, int],
     return Measured(here(), versions(), values, seconds=time.perf_counter() - start)
 
 
-def kept_column(chosen: Column) -> Measured:
-    """The column's values: kept from before when the column, its backend and the checks are the same, else computed
-    and kept (unless it is not installed or its process ran out of time: the next call tries again)."""
-    with cache.Folder.locked(cache.cache_dir() / "matrix" / chosen.key, install.environment_key(chosen),
-                             code=fingerprint()) as kept:
+def kept_column(chosen: Column, narrow: bool = True) -> Measured:
+    """The column's values, narrowed or not (``narrow``: :func:`run_column`): kept from before when the column, its
+    backend and the checks are the same, else computed and kept (unless it is not installed or its process ran out of
+    time: the next call tries again)."""
+    folder = cache.cache_dir() / "matrix" / ("narrowed" if narrow else "every-column") / chosen.key
+    with cache.Folder.locked(folder, install.environment_key(chosen), code=fingerprint()) as kept:
         data = kept.read_json("column.json")
         if data is not None:
             return Measured.from_json(chosen, data, ROWS)
-        computed = run_column(chosen)
+        computed = run_column(chosen, narrow=narrow)
         if install.is_installed(chosen) and "timed out" not in (computed.error or ""):
             kept.write_json("column.json", computed.to_json())
         return computed
@@ -163,6 +171,11 @@ class Matrix:
 
     measured: list[Measured]
     rows: tuple[Check, ...] = ROWS
+    narrow: bool = True  # computed under a profile that narrows the matrix (companion.core.profiles)
+
+    def scope_of(self, check: Check) -> Scope:
+        """The columns ``check`` ran in, in this matrix."""
+        return check.scope.under(self.narrow)
 
     @property
     def columns(self) -> list[Column]:
@@ -250,8 +263,27 @@ def failures(value) -> list[evidence.Failed]:
     return []
 
 
-def compute(selected: list[Column] | None = None, progress: bool = True) -> Matrix:
-    """Every column (or ``selected``), kept ones reused (:func:`kept_column`), the others computed two at a time
-    (:func:`companion.core.child.two_at_a_time`)."""
+def _start_rank(column: Column, first_jax: Column | None) -> int:
+    """When a column starts: the longest first, so that the last does not run alone. JAX compiles every operation,
+    keeping the programs (:func:`companion.versions.install.environment`): the first JAX column starts first and the
+    others after the PyTorch, side-variant and pinned columns (where the real architectures' every way runs), so that
+    they read what it kept."""
+    if column == first_jax:
+        return 0
+    if column.backend == "jax":
+        return 3
+    return 1 if column.backend == "torch" else 2 if column.package != "keras" or column.pinned else 4
+
+
+def compute(profile: profiles.Profile | None = None, selected: list[Column] | None = None, progress: bool = True
+            ) -> Matrix:
+    """Every column (or ``selected``) under ``profile`` (narrowed or not: :attr:`Profile.narrow_matrix`; default:
+    the smoke profile, or ``$COMPANION_PROFILE``'s), kept ones reused (:func:`kept_column`), the others computed two
+    at a time (:func:`companion.core.child.two_at_a_time`)."""
+    narrow = (profile or profiles.get("smoke")).narrow_matrix
+    chosen = selected or columns()
+    first_jax = next((c for c in chosen if c.backend == "jax"), None)
+    order = sorted(chosen, key=functools.partial(_start_rank, first_jax=first_jax))
     with timing.phase("matrix"):
-        return Matrix(child.two_at_a_time(kept_column, selected or columns(), "Keras columns", progress))
+        found = child.two_at_a_time(functools.partial(kept_column, narrow=narrow), order, "Keras columns", progress)
+    return Matrix(sorted(found, key=lambda m: chosen.index(m.column)), narrow=narrow)
