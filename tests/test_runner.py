@@ -275,6 +275,23 @@ def test_a_run_trains_both_phases_then_resumes_from_its_checkpoints(trained, tmp
 
 
 @needs_images
+def test_phase_1s_validation_accuracy_from_fit_is_what_a_predict_pass_counts(trained, tmp_path):
+    """Phase 1's final validation accuracy is read from fit's last validation, not from a second pass over the
+    images: it must be what a predict pass over the same images counts, at the recipe's threshold, with phase 1's
+    weights."""
+    _, result = trained
+    s = setups.setup(recipes.MOBILENET_V2_2020, TINY)
+    phase1 = runner.kept_phase1(cache.Folder.existing(tmp_path / "kept" / "phase1"))
+    built = recipe_models.build(s.recipe, setups.load_base(s), s.image_size)
+    built.base.set_weights(phase1.base_weights)
+    built.head.set_weights(phase1.head_weights)
+    validation = runner.load_data(s, 8, 0).validation
+    counted = runner.Accuracy(validation, s.recipe.accuracy_threshold)(built.model)
+    assert result.phase1.validation_accuracy == pytest.approx(counted, abs=1e-6)
+    assert result.phase1.validation_accuracy == phase1.result.validation_accuracy
+
+
+@needs_images
 def test_swapped_data_under_a_warm_cache_is_trained_again(trained, tmp_path):
     """The labels swapped (cats and dogs folders renamed): nothing kept may be reported as the new data's result."""
     images, _ = trained

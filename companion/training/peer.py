@@ -5,8 +5,8 @@ augmentation and ``preprocess_input`` in the model, ``base_model(x, training=Fal
 the validation set), with nothing of the companion in it. The runner is :func:`companion.training.runner.train_phase1`
 for the same recipe. Both read the same image files (the profile's share of ``cats_and_dogs_filtered``, linked into
 a folder of the tutorial's layout for the peer), start from the same packaged base, run the same epochs on the same
-machine, and alternate, so that a machine that slows down during the comparison slows both: the ratio of their
-times is the runner's overhead.
+machine, and alternate, each going first in every other pair, so that a machine that slows down during the
+comparison, or a process's first run, slows both: the ratio of their times is the runner's overhead.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class PeerComparison:
                           "bare Keras: validation"], rows,
                          caption=f"The 2020 MobileNetV2 tutorial's phase 1 ({self.epochs} epochs, profile "
                                  f"{self.profile}, {self.images['train']} training and {self.images['validation']} "
-                                 f"validation images), the runner first in each pair; median ratio {self.ratio:.3f}")
+                                 f"validation images), the runner first in odd pairs and the peer in even ones; median "
+                                 f"ratio {self.ratio:.3f}")
 
 
 def tutorial_folder(profile: Profile, into: Path) -> Path:
@@ -121,14 +122,23 @@ def compare(profile: Profile, pairs: int = 2, seed: int = 0) -> PeerComparison:
     with tempfile.TemporaryDirectory(prefix="companion-peer-") as temporary:
         folder = tutorial_folder(profile, Path(temporary))
         images = {split: sum(1 for _ in (folder / split).rglob("*.*")) for split in data.SPLITS}
-        for _ in range(pairs):
+
+        def run_runner() -> None:
             started = time.perf_counter()
             d = runner.load_data(s, RECIPE.batch_size, seed)
             phase1 = runner.train_phase1(s, d, seed, verbose=0)
             found["runner"].append(time.perf_counter() - started)
             found["runner_accuracy"].append(phase1.result.validation_accuracy)
+
+        def run_peer() -> None:
             seconds, accuracy = peer_phase1(folder, s, seed)
             found["peer"].append(seconds)
             found["peer_accuracy"].append(accuracy)
+
+        # The first run of a process pays for its warm-up (TensorFlow's first graphs, the weights' first read): each
+        # side goes first in every other pair.
+        for pair in range(pairs):
+            for side in ((run_runner, run_peer) if pair % 2 == 0 else (run_peer, run_runner)):
+                side()
     return PeerComparison(profile.name, images, s.phase1_epochs, tuple(found["runner"]), tuple(found["peer"]),
                           tuple(found["runner_accuracy"]), tuple(found["peer_accuracy"]))
