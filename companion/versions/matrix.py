@@ -263,15 +263,13 @@ def failures(value) -> list[evidence.Failed]:
     return []
 
 
-def _start_rank(column: Column, first_jax: Column | None) -> int:
+def _start_rank(column: Column) -> int:
     """When a column starts: the longest first, so that the last does not run alone. JAX compiles every operation,
-    keeping the programs (:func:`companion.versions.install.environment`): the first JAX column starts first and the
-    others after the PyTorch, side-variant and pinned columns (where the real architectures' every way runs), so that
-    they read what it kept."""
-    if column == first_jax:
-        return 0
+    keeping the programs (:func:`companion.versions.install.environment`): the pinned release on JAX starts first and
+    the nightly on JAX after the PyTorch, side-variant and pinned columns (where the real architectures' every way
+    runs), so that it reads what the first kept."""
     if column.backend == "jax":
-        return 3
+        return 0 if column.pinned else 3
     return 1 if column.backend == "torch" else 2 if column.package != "keras" or column.pinned else 4
 
 
@@ -282,8 +280,7 @@ def compute(profile: profiles.Profile | None = None, selected: list[Column] | No
     at a time (:func:`companion.core.child.two_at_a_time`)."""
     narrow = (profile or profiles.get("smoke")).narrow_matrix
     chosen = selected or columns()
-    first_jax = next((c for c in chosen if c.backend == "jax"), None)
-    order = sorted(chosen, key=functools.partial(_start_rank, first_jax=first_jax))
+    order = sorted(chosen, key=_start_rank)
     with timing.phase("matrix"):
         found = child.two_at_a_time(functools.partial(kept_column, narrow=narrow), order, "Keras columns", progress)
     return Matrix(sorted(found, key=lambda m: chosen.index(m.column)), narrow=narrow)
