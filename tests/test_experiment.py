@@ -6,6 +6,8 @@ test_profiles_gpu.py)."""
 import dataclasses
 import json
 
+import pytest
+
 from companion.checks.ways import REMEDY_TRAINING_FALSE, TRAINING_FALSE, Way
 from companion.core import plots, profiles
 from companion.training.experiment import Column, Experiment, phase1_table
@@ -154,3 +156,57 @@ def test_a_plan_without_runs_trains_nothing_and_its_tables_say_why():
     # Every other plan of every profile runs: at least one variant and one seed.
     assert [(p.name, plan.recipe) for p in profiles.PROFILES.values() for plan in p.experiments if not plan.runs] == [
         ("offline", "Xception 2020")]
+
+
+# Over several epochs of the same batch (Profile.lasting): 4 epochs of 1 batch, accuracy after 2 batches, which is
+# the end of epoch 2, and at the end of epoch 4.
+OVER_EPOCHS = dataclasses.replace(PLAN, batches=1, epochs=4, early_batches=(2,))
+
+
+def test_a_plan_over_several_epochs_names_its_points_by_epoch():
+    experiment = _experiment(OVERRIDDEN, plan=OVER_EPOCHS)
+    assert [experiment.where(point) for point in experiment.points] == ["after epoch 2 (2 batches)",
+                                                                        "at the end (epoch 4)"]
+    # Within the first epoch of a longer plan, and in a one-epoch plan, a point is a count of batches.
+    longer = _experiment(OVERRIDDEN, plan=dataclasses.replace(OVER_EPOCHS, batches=4))
+    assert longer.where(2) == "after 2 batches" and _experiment(OVERRIDDEN).where("end") == "at the end"
+    plan = dict(longer.plan_table().rows)
+    assert plan["fine-tuning per run"] == "4 epochs of the same 4 batches, in the same order (16 batches)"
+    assert plan["accuracy measured"] == "after 2 batches, at the end (epoch 4)"
+
+
+def test_the_course_says_whether_a_cost_lasted_faded_or_was_never_detected():
+    # OVERRIDDEN: costs 5.0 (2.5 to 7.5) after 2 batches, none detected at the end (worked out above): faded.
+    assert _experiment(OVERRIDDEN, plan=OVER_EPOCHS).course("keras") == (
+        "Under keras 3.15.1, what fine-tuning as written cost against the remedy, in points of validation accuracy: "
+        "after epoch 2 (2 batches), costs 5.0 (2.5 to 7.5); at the end (epoch 4), none detected (+4.0; -0.3 to "
+        "+8.3). The cost detected after epoch 2 (2 batches) was no longer detected at the end of the run, at this "
+        "sample size.")
+    # The same differences after 2 batches and at the end (5, 4, 6): the cost lasted.
+    lasted = _column("keras", "3.15.1", written=[(0.90, 0.90)] * 3,
+                     remedy=[(0.95, 0.95), (0.94, 0.94), (0.96, 0.96)], override=True)
+    assert _experiment(lasted, plan=OVER_EPOCHS).course("keras").endswith(
+        "at the end (epoch 4), costs 5.0 (2.5 to 7.5). The cost lasted to the end of the run.")
+    # KEPT: the remedy behind after 2 batches (-5, -4, -6), no difference at the end: no cost at any point.
+    assert _experiment(KEPT, plan=OVER_EPOCHS).course("tf-keras").endswith(
+        "No cost was detected at any point, at this sample size.")
+    one = _column("keras", "3.15.1", written=[(0.90, 0.90)], remedy=[(0.95, 0.95)], override=True)
+    assert _experiment(one, plan=dataclasses.replace(OVER_EPOCHS, seeds=(0,))).course("keras").endswith(
+        "With one seed there is no interval, so whether a cost lasted is not measured.")
+
+
+def test_every_profile_plans_the_2020_fine_tuning_over_the_tutorials_epochs_on_images_it_has():
+    """Each profile's plan over a whole fine-tuning: the tutorial's own 10 fine-tuning epochs (smoke: 2), each
+    epoch's batches within the profile's training images (offline: 300 per class, 600; smoke: 200; gpu and full:
+    the tutorial's 2,000), every early point the end of an epoch, under the pinned Keras, with an interval."""
+    recipe = recipes.MOBILENET_V2_2020
+    training_images = {"smoke": 200, "offline": 600, "gpu": 2000, "full": 2000}
+    for name, profile in profiles.PROFILES.items():
+        plan = profile.lasting_for(recipe)
+        assert plan.epochs == (2 if name == "smoke" else recipe.phase2_epochs) and recipe.phase2_epochs == 10
+        assert plan.batches * recipe.batch_size <= training_images[name]
+        assert all(point % plan.batches == 0 for point in plan.early_batches)
+        assert plan.variants == ("keras",) and len(plan.seeds) >= 2
+    assert profiles.get("offline").lasting_for(recipe).seeds == (0, 1, 2, 3, 4)
+    with pytest.raises(ValueError, match="plans no experiment over a whole fine-tuning"):
+        profiles.get("offline").lasting_for(recipes.MOBILENET_V2_2019)

@@ -292,6 +292,23 @@ def test_phase_1s_validation_accuracy_from_fit_is_what_a_predict_pass_counts(tra
 
 
 @needs_images
+def test_fine_tuning_over_several_epochs_of_a_pairs_batch_is_measured_across_them(trained, tmp_path):
+    """The experiment over a whole fine-tuning (Profile.lasting) fits several epochs of a pair's batches; its early
+    points count batches across epochs, so with one batch per epoch, after 1 and 2 batches is after epochs 1 and 2."""
+    s = setups.setup(recipes.MOBILENET_V2_2020, TINY)
+    phase1 = runner.kept_phase1(cache.Folder.existing(tmp_path / "kept" / "phase1"))
+    pair = runner.load_data(s, 8, 0).paired(0, batches=1, validation_images=16, batch_size=8)
+    tuned = runner.fine_tune(s, ways.TRAINING_FALSE, phase1, pair, 0, early_batches=(1, 2), epochs=3, verbose=0,
+                             curves=False, run_eagerly=True)
+    # Fine-tuning continues phase 1's epoch count (1 epoch): epochs 2 to 4, one batch each.
+    assert tuned.history.epochs == [2, 3, 4] and tuned.steps_per_epoch == 1
+    assert [p.batches for p in tuned.early] == [1, 2] and [p.bn_layers_moved for p in tuned.early] == [18, 18]
+    assert [epochs for epochs, _ in tuned.validation_curve] == [1.0, 2.0, 3.0]
+    # Every accuracy is measured on the 16 validation images: a multiple of 1/16.
+    assert all(abs(accuracy * 16 - round(accuracy * 16)) < 1e-6 for _, accuracy in tuned.validation_curve)
+
+
+@needs_images
 def test_swapped_data_under_a_warm_cache_is_trained_again(trained, tmp_path):
     """The labels swapped (cats and dogs folders renamed): nothing kept may be reported as the new data's result."""
     images, _ = trained
@@ -350,7 +367,7 @@ def test_the_experiment_fine_tunes_from_the_same_phase1_weights_under_tf_keras(t
     plan = dict(exp.plan_table().rows)
     assert plan["pairs of runs (one per seed)"] == "1" and plan["fine-tuning per run"] == "2 batches"
     assert plan["validation images per accuracy"] == "16"
-    assert plan["accuracy measured after"] == "1 batch, 2 batches, the end of the run"
+    assert plan["accuracy measured"] == "after 1 batch, after 2 batches, at the end"
 
 
 def test_the_same_seed_gives_a_pair_the_same_batches_and_another_seed_other_ones(keras):

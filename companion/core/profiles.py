@@ -15,7 +15,8 @@
 
 Each profile also says how large the experiment of the Keras 3 chapter is (:class:`ExperimentPlan`): per recipe,
 which Keras variants, how many seeds, how many fine-tuning batches and validation images, and which shorter
-phase 1 it is repeated from.
+phase 1 it is repeated from; and how large its repetition over a whole fine-tuning is (:attr:`Profile.lasting`),
+which the 2020 MobileNetV2 page runs.
 
 A chapter's ``profile`` parameter chooses; the environment variable ``COMPANION_PROFILE`` overrides it.
 """
@@ -108,6 +109,9 @@ class ExperimentPlan:
     # runs of a few batches, where tracing the training step took longer than the batches. Both runs of a pair run
     # alike; what the recorder measures (snapshots of the BN statistics, accuracy) does not depend on tracing.
     eager: bool = False
+    # fit's epochs over the pair's batches, the same batches in the same order each epoch (early_batches count
+    # batches across them): more than one for the experiment over a whole fine-tuning (Profile.lasting).
+    epochs: int = 1
 
     @property
     def runs(self) -> bool:
@@ -143,6 +147,9 @@ class Profile:
     # The matrix narrowed for time: the checks whose scope has a narrower one (companion.core.columns.Scope.under)
     # run only there; the way the advice recommends for each real architecture, only where its other ways run.
     narrow_matrix: bool = False
+    # The experiment again over a whole fine-tuning of the recipe's epochs (ExperimentPlan.epochs): does a cost
+    # measured over the first batches last? Per recipe it plans (Profile.lasting_for).
+    lasting: tuple[ExperimentPlan, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -153,7 +160,8 @@ class Profile:
         raw = json.loads(text)
         raw["epochs"] = tuple((name, Epochs(**epochs)) for name, epochs in raw["epochs"])
         raw["targets"] = tuple(Target(**target) for target in raw["targets"])
-        raw["experiments"] = tuple(ExperimentPlan.from_dict(plan) for plan in raw["experiments"])
+        for plans in ("experiments", "lasting"):
+            raw[plans] = tuple(ExperimentPlan.from_dict(plan) for plan in raw[plans])
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
     def image_size(self, architecture: str) -> int:
@@ -171,6 +179,15 @@ class Profile:
                 return plan
         planned = ", ".join(plan.recipe for plan in self.experiments) or "none"
         raise ValueError(f"the profile {self.name!r} plans no experiment for {recipe.name!r}; it plans: {planned}")
+
+    def lasting_for(self, recipe) -> ExperimentPlan:
+        """The plan of the experiment over a whole fine-tuning (:attr:`lasting`) for ``recipe`` under this profile."""
+        for plan in self.lasting:
+            if plan.recipe == recipe.name:
+                return plan
+        planned = ", ".join(plan.recipe for plan in self.lasting) or "none"
+        raise ValueError(f"the profile {self.name!r} plans no experiment over a whole fine-tuning for "
+                         f"{recipe.name!r}; it plans: {planned}")
 
 
 SMOKE_EXPERIMENT_WHY = ("the smoke profile checks that every code path runs, not accuracy (its runs fit eagerly, "
@@ -203,6 +220,9 @@ SMOKE = Profile(
         ExperimentPlan("Xception 2020", ("keras",), (0, 1), 2, 32, (1,), (),
                        SMOKE_EXPERIMENT_WHY, eager=True),
     ),
+    # Two epochs of one batch: a point after the first epoch and one at the end of the run.
+    lasting=(ExperimentPlan("MobileNetV2 2020", ("keras",), (0, 1), 1, 32, (1,), (), SMOKE_EXPERIMENT_WHY,
+                            eager=True, epochs=2),),
 )
 OFFLINE_BUDGET = "to fit the offline build's 40 minutes on 2 CPU cores"
 OFFLINE = dataclasses.replace(
@@ -237,6 +257,13 @@ OFFLINE = dataclasses.replace(
                        "could detect a difference of 2 points do not fit the offline build's 40 minutes "
                        "(the gpu and full profiles run five seeds on all the validation images)"),
     ),
+    # The tutorial's 10 epochs of fine-tuning on 4 batches (128 images) each, under the pinned Keras, where fit
+    # overrides training=False: five seeds, since the first 12 batches' paired differences spread by up to 1.3 points
+    # (SD), and at that spread five pairs detect about 2 points four times in five where three detect about 4.
+    lasting=(ExperimentPlan("MobileNetV2 2020", ("keras",), (0, 1, 2, 3, 4), 4, 200, (4, 8, 20), (),
+                            "five seeds of the tutorial's 10 fine-tuning epochs, each epoch the same 4 batches (128 "
+                            "training images) where the tutorial's epoch is 63 batches of 2,000, and 200 validation "
+                            f"images, under the pinned Keras only, {OFFLINE_BUDGET}", epochs=10),),
     targets=(
         Target("MobileNetV2 2019", "phase 1", 0.08, "phase 1 trains on 600 images of cats_and_dogs_filtered for 5 of "
                                                     f"the tutorial's 10 epochs, {OFFLINE_BUDGET}, where the tutorial "
@@ -266,6 +293,11 @@ FULL = Profile(
         ExperimentPlan(recipe, ("keras", "keras-nightly", "tf-keras"), (0, 1, 2, 3, 4), None, None, (2, 10, 20, 40),
                        (2,), "five seeds, one epoch of fine-tuning per run, every variant")
         for recipe in ("MobileNetV2 2020", "Xception 2020")),
+    # The tutorial's whole fine-tuning: 10 epochs of 62 batches of 32 (1,984 of its 2,000 training images: the
+    # early points are whole epochs), under the pinned Keras, where fit overrides training=False.
+    lasting=(ExperimentPlan("MobileNetV2 2020", ("keras",), (0, 1, 2, 3, 4), 62, None, (62, 124, 310), (),
+                            "five seeds of the tutorial's 10 fine-tuning epochs on 62 batches (1,984 of its 2,000 "
+                            "training images) each, every validation image, under the pinned Keras", epochs=10),),
     targets=tuple(Target(recipe, stage, 0.02, "the project's bar, at the tutorial's own epochs")
                   for recipe in ("MobileNetV2 2019", "MobileNetV2 2020", "Xception 2020")
                   for stage in ("phase 1", "fine-tuned with the remedy")),

@@ -101,6 +101,16 @@ class Experiment:
         """Where accuracy is compared: after each early batch count, and at the end of the run ("end")."""
         return [*self.plan.early_batches, "end"]
 
+    def where(self, point: int | str) -> str:
+        """A point as a table's column says it: "after 2 batches", "at the end"; over more than one epoch of the same
+        batches, "after epoch 2 (8 batches)" where an epoch ends, "at the end (epoch 10)"."""
+        epochs, batches = self.plan.epochs, self.plan.batches
+        if point == "end":
+            return "at the end" if epochs == 1 else f"at the end (epoch {epochs})"
+        if epochs > 1 and batches and point % batches == 0:
+            return f"after epoch {point // batches} ({_batches(point)})"
+        return f"after {_batches(point)}"
+
     def accuracy(self, variant: str, way: Way, point: int | str) -> list[float]:
         """Validation accuracy per seed, after ``point`` batches (an int) or at the end of the run ("end")."""
         results = self.columns[variant].runs[way]
@@ -113,6 +123,29 @@ class Experiment:
         (positive: fine-tuning as written cost accuracy)."""
         return statistics.paired_difference(self.accuracy(variant, self.written, point),
                                             self.accuracy(variant, self.remedied, point)).scaled(100)
+
+    def course(self, variant: str) -> str:
+        """What fine-tuning as written cost against the remedy under ``variant`` from the first point to the end of
+        the run, and whether a cost lasted, faded or was never detected: two sentences from the paired findings, for a
+        page to glue."""
+        gains = {point: self.remedy_gain(variant, point) for point in self.points}
+        first, end = gains[self.points[0]].finding, gains["end"].finding
+        cells = "; ".join(f"{self.where(point)}, {cost_cell(gain)}" for point, gain in gains.items())
+        if Finding.ONE_SEED in (first, end):
+            verdict = "With one seed there is no interval, so whether a cost lasted is not measured."
+        elif end is Finding.POSITIVE:
+            verdict = "The cost lasted to the end of the run."
+        elif end is Finding.NEGATIVE:
+            verdict = "At the end of the run the remedy cost accuracy instead."
+        elif first is Finding.POSITIVE:
+            verdict = (f"The cost detected {self.where(self.points[0])} was no longer detected at the end of the run, "
+                       "at this sample size.")
+        elif any(gain.finding is Finding.POSITIVE for gain in gains.values()):
+            verdict = "A cost was detected during the run and no longer at its end, at this sample size."
+        else:
+            verdict = "No cost was detected at any point, at this sample size."
+        return (f"Under {self.columns[variant].label}, what fine-tuning as written cost against the remedy, in points "
+                f"of validation accuracy: {cells}. {verdict}")
 
     def override_cost(self, variant: str, reference: str, point: int | str) -> PairedDifference:
         """In points: as written under ``reference`` (where ``training=False`` kept the statistics) minus as written
@@ -147,7 +180,7 @@ class Experiment:
     def table(self) -> FactTable:
         """Per variant: what each way did to BN, and the remedy's paired gain at each point with its interval."""
         header = ["Keras", "as written: BN statistics, gamma/beta", "remedy: BN statistics, gamma/beta",
-                  *(_where(p) for p in self.points)]
+                  *(self.where(p) for p in self.points)]
         rows = [[column.label, ", ".join(self._regime(name, self.written)),
                  ", ".join(self._regime(name, self.remedied)),
                  *(cost_cell(self.remedy_gain(name, p)) for p in self.points)]
@@ -168,7 +201,7 @@ class Experiment:
             for point in self.points:
                 gain = self.remedy_gain(name, point)
                 detectable, needed = gain.detectable(), gain.pairs_needed(DETECTED)
-                rows.append([column.label, _where(point), gain.n, "" if gain.sd is None else f"{gain.sd:.1f}",
+                rows.append([column.label, self.where(point), gain.n, "" if gain.sd is None else f"{gain.sd:.1f}",
                              "" if detectable is None else f"{detectable:.1f}",
                              "more than 1000" if gain.sd is not None and needed is None else needed or ""])
         return FactTable(["Keras", "accuracy", "pairs", "spread of the paired differences (SD, points)",
@@ -183,7 +216,7 @@ class Experiment:
         rows = [[self.columns[name].label, self.columns[reference].label,
                  *(cost_cell(self.override_cost(name, reference, p)) for p in self.points)]
                 for name in self.overridden()] if reference else []
-        return FactTable(["as written under", "against as written under", *(_where(p) for p in self.points)], rows,
+        return FactTable(["as written under", "against as written under", *(self.where(p) for p in self.points)], rows,
                          caption="what the override cost: as written where it overrode training=False against as "
                                  f"written where training=False kept the statistics, {COST_CELLS}")
 
@@ -191,7 +224,7 @@ class Experiment:
         """Per variant and way: validation accuracy at each point (mean over the seeds, then each seed)."""
         rows = [[column.label, way.label, *(_mean_and_seeds(self.accuracy(name, way, p)) for p in self.points)]
                 for name, column in self.columns.items() for way in column.runs]
-        return FactTable(["Keras", "fine-tuning", *(_where(p) for p in self.points)], rows,
+        return FactTable(["Keras", "fine-tuning", *(self.where(p) for p in self.points)], rows,
                          caption=self._not_run()
                          or f"validation accuracy: mean (seeds {', '.join(map(str, self.seeds))})")
 
@@ -213,8 +246,8 @@ class Experiment:
                 ["pairs of runs (one per seed)", "none"], ["why", plan.why]])
         return FactTable(["the paired experiment", "under this profile"], [
             ["pairs of runs (one per seed)", len(self.seeds)],
-            ["fine-tuning per run", "one epoch" if plan.batches is None else _batches(plan.batches)],
-            ["accuracy measured after", ", ".join([*map(_batches, plan.early_batches), "the end of the run"])],
+            ["fine-tuning per run", _fine_tuning_per_run(plan)],
+            ["accuracy measured", ", ".join(self.where(p) for p in self.points)],
             ["validation images per accuracy", "all" if plan.validation_images is None else plan.validation_images],
             ["phase 1", f"{self.phase1_epochs} epochs, validation accuracy {self.phase1.validation_accuracy:.3f}"],
             ["why these sizes", plan.why]])
@@ -246,7 +279,8 @@ def phase1_table(experiments: list[Experiment]) -> FactTable:
     shared = [n for n in experiments[0].columns if all(n in e.columns for e in experiments)]
     rows = [[e.phase1_epochs, f"{e.phase1.validation_accuracy:.3f}", e.columns[name].label,
              *(cost_cell(e.remedy_gain(name, p)) for p in points)] for e in experiments for name in shared]
-    return FactTable(["phase 1 epochs", "validation accuracy after phase 1", "Keras", *(_where(p) for p in points)],
+    return FactTable(["phase 1 epochs", "validation accuracy after phase 1", "Keras",
+                      *(experiments[0].where(p) for p in points)],
                      rows, caption=f"what fine-tuning as written cost against the remedy, {COST_CELLS}")
 
 
@@ -276,8 +310,15 @@ COST_CELLS = ("in points of validation accuracy: the mean of the paired differen
               "interval; \"none detected\" where the interval holds zero, at this sample size")
 
 
-def _where(point: int | str) -> str:
-    return "at the end" if point == "end" else f"after {_batches(point)}"
+
+
+def _fine_tuning_per_run(plan: ExperimentPlan) -> str:
+    if plan.batches is None:
+        return "one epoch" if plan.epochs == 1 else f"{plan.epochs} epochs"
+    if plan.epochs == 1:
+        return _batches(plan.batches)
+    total = _batches(plan.epochs * plan.batches)
+    return f"{plan.epochs} epochs of the same {_batches(plan.batches)}, in the same order ({total})"
 
 
 def _batches(count: int) -> str:
@@ -304,8 +345,10 @@ def run_child(name: str, arguments: dict, progress=None) -> Column:
 
 def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | None = None,
         names: list[str] | None = None, progress: bool = True, checkpoints: Path | None = None,
-        batch_size: int | None = None, phase1: runner.Phase1 | None = None) -> Experiment:
-    """The profile's experiment for ``recipe``: phase 1, then every planned variant's column.
+        batch_size: int | None = None, phase1: runner.Phase1 | None = None,
+        plan: ExperimentPlan | None = None) -> Experiment:
+    """The profile's experiment for ``recipe`` (``plan`` where given, such as the profile's plan over a whole
+    fine-tuning, :meth:`companion.core.profiles.Profile.lasting_for`): phase 1, then every planned variant's column.
 
     Phase 1 is ``phase1`` where given (a tutorial page's, :attr:`companion.pages.tutorial.Page.trained_phase1`),
     else the runner's for the setup, resumed where it was kept (trained eagerly where the plan's runs are). With
@@ -314,7 +357,9 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     """
     from tqdm.auto import tqdm
 
-    plan = profile.experiment_for(recipe)
+    plan = plan or profile.experiment_for(recipe)
+    if plan.recipe != recipe.name:
+        raise ValueError(f"the plan is for {plan.recipe!r}, not for {recipe.name!r}")
     batch_size = batch_size or recipe.batch_size
     s = setups.setup(recipe, profile)
     own = phase1_epochs is None or phase1_epochs == s.phase1_epochs
@@ -336,12 +381,15 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
         kept_phase1 = cache.Folder(checkpoints / "phase1-given", {**key, "given": True})
         runner.keep_phase1(kept_phase1, phase1)
     phase1_sha256 = kept_phase1.sha256("phase1.npz")
-    arguments = {"profile": profile.to_json(), "recipe": recipe.name, "phase1_epochs": s.phase1_epochs,
+    arguments = {"profile": profile.to_json(), "plan": dataclasses.asdict(plan), "phase1_epochs": s.phase1_epochs,
                  "data_seed": seed, "batch_size": batch_size, "phase1_folder": str(kept_phase1.path)}
     runs_per_column = len(plan.seeds) * len(ways(recipe))
 
+    # Each plan keeps its columns apart: a folder is emptied when its key (which holds the plan) changes.
+    over = "" if plan.epochs == 1 else f"-over-{plan.epochs}-epochs"
+
     def column(name: str) -> Column:
-        folder = cache.cache_dir() / "experiment" / f"{runner.checkpoint_dir(s, seed).name}{suffix}" / name
+        folder = cache.cache_dir() / "experiment" / f"{runner.checkpoint_dir(s, seed).name}{suffix}{over}" / name
         kept = cache.Folder(folder, {**key, "phase1": phase1_sha256, "variant": repr(variants.get(name)),
                                      "plan": dataclasses.asdict(plan)})
         raw = kept.read_json("column.json")
@@ -359,13 +407,13 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     return Experiment(recipe.name, dict(s.rows()), plan, s.phase1_epochs, phase1.result, columns)
 
 
-def column_in_child(profile: str, recipe: str, phase1_epochs: int, data_seed: int, batch_size: int,
+def column_in_child(profile: str, plan: dict, phase1_epochs: int, data_seed: int, batch_size: int,
                     phase1_folder: str) -> dict:
-    """In a variant's child process (:func:`run_child`): for every seed, both ways from the kept phase 1 on that
-    seed's batches; what it returns is a :class:`Column`'s runs and versions."""
-    chosen = recipes.get(recipe)
+    """In a variant's child process (:func:`run_child`): for every seed of ``plan``, both ways from the kept phase 1
+    on that seed's batches; what it returns is a :class:`Column`'s runs and versions."""
+    plan = ExperimentPlan.from_dict(plan)
+    chosen = recipes.get(plan.recipe)
     parsed = Profile.from_json(profile)
-    plan = parsed.experiment_for(chosen)
     s = dataclasses.replace(setups.setup(chosen, parsed), phase1_epochs=phase1_epochs)
     d = runner.load_data(s, batch_size, data_seed)
     phase1 = runner.kept_phase1(cache.Folder.existing(Path(phase1_folder)))
@@ -375,9 +423,9 @@ def column_in_child(profile: str, recipe: str, phase1_epochs: int, data_seed: in
     for seed in plan.seeds:
         pair = d.paired(seed, plan.batches, plan.validation_images, batch_size)
         for way in ways(chosen):
-            # One pass over the pair's batches: both runs of the pair see the same batches in the same order.
+            # The plan's epochs over the pair's batches: both runs of the pair see the same batches in the same order.
             column[way.key].append(runner.fine_tune(
-                s, way, phase1, pair, seed, plan.early_batches, epochs=1, verbose=0, curves=False,
+                s, way, phase1, pair, seed, plan.early_batches, epochs=plan.epochs, verbose=0, curves=False,
                 run_eagerly=plan.eager).to_dict())
             child.step()
     return {"versions": variants.versions(), "runs": column}

@@ -142,8 +142,9 @@ class BatchNormDrift:
 
 class FineTuningRecorder:
     """What one fine-tuning run does, measured around the ``fit`` that runs it: pass ``callbacks=recorder.callbacks``
-    to ``fit``, then :meth:`result`. Validation accuracy after ``early_batches`` batches of the first epoch (and how
-    many BN layers had moved by then), and after every epoch how far each BN layer's moving statistics moved.
+    to ``fit``, then :meth:`result`. Validation accuracy after ``early_batches`` batches of fine-tuning, counted
+    across its epochs (and how many BN layers had moved by then), and after every epoch how far each BN layer's
+    moving statistics moved.
 
     Without ``curves`` (the paired experiment, which compares accuracy after the early batches and at the end
     only) the test set is not measured.
@@ -165,15 +166,12 @@ class FineTuningRecorder:
         drift, accuracy, early = self.drift, self.validation, self.early
 
         class Record(keras.callbacks.Callback):
-            first_epoch = None
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.first_epoch = epoch if self.first_epoch is None else self.first_epoch
-                self.in_first_epoch = epoch == self.first_epoch
+            batches = 0  # of this fit, across its epochs: fit numbers the batches of each epoch from 0
 
             def on_train_batch_end(self, batch, logs=None):
-                if self.in_first_epoch and batch + 1 in early_batches:
-                    early.append(EarlyPoint(batch + 1, accuracy(self.model), drift.moved_now()))
+                self.batches += 1
+                if self.batches in early_batches:
+                    early.append(EarlyPoint(self.batches, accuracy(self.model), drift.moved_now()))
 
             def on_epoch_end(self, epoch, logs=None):
                 drift.record()

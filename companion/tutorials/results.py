@@ -37,7 +37,7 @@ class FineTuneResult:
     way: Way
     bn_layers_trainable: int  # BN layers of the base left trainable during fine-tuning
     history: History
-    early: list[EarlyPoint]  # within the first epoch
+    early: list[EarlyPoint]  # after so many batches of fine-tuning, counted across its epochs
     bn_layers: list[str]
     # After each fine-tuning epoch, per BN layer of the base: the largest absolute change of its moving mean
     # (and variance) since fine-tuning started.
