@@ -310,8 +310,6 @@ COST_CELLS = ("in points of validation accuracy: the mean of the paired differen
               "interval; \"none detected\" where the interval holds zero, at this sample size")
 
 
-
-
 def _fine_tuning_per_run(plan: ExperimentPlan) -> str:
     if plan.batches is None:
         return "one epoch" if plan.epochs == 1 else f"{plan.epochs} epochs"
