@@ -68,9 +68,9 @@ NBVAL_EXECUTED = Path(os.environ["COMPANION_NBVAL_EXECUTED"])
 
 # `make test` runs on two pytest-xdist workers with `--dist loadfile --no-loadscope-reorder`: each test file, and
 # each chapter, runs whole on one worker, and files are handed out in collection order (`book` before `tests`). Two
-# units go first, one to each worker, as `companion run --jobs 2` shares the chapters out: the chapters that train
-# (chapters.TRAINING_CHAPTERS), and the other chapters followed by the test files that read every chapter's
-# execution (the built book, the browser), which wait for the chapters that train where those are still running
+# units go first, one to each worker, as `companion run --jobs 2` shares the chapters out: the tutorial chapters
+# (chapters.TUTORIAL_CHAPTERS), and the other chapters followed by the test files that read every chapter's
+# execution (the built book, the browser), which wait for the tutorial chapters where those are still running
 # (executed_chapters). The other test files go one at a time to whichever worker is free, the longest first
 # (LONGEST_FIRST), so that the last file a worker takes is a short one and both workers finish together.
 READS_EXECUTED_CHAPTERS = ("tests/test_browser.py", "tests/test_notebooks.py", "tests/test_workflows.py")
@@ -95,27 +95,27 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    from companion.pages.chapters import TRAINING_CHAPTERS
+    from companion.pages.chapters import TUTORIAL_CHAPTERS
 
     class ChaptersFirst(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             file = super()._split_scope(nodeid)
             if file.startswith("book/"):
-                return "the chapters that train" if Path(file).stem in TRAINING_CHAPTERS else "the other chapters"
+                return "the tutorial chapters" if Path(file).stem in TUTORIAL_CHAPTERS else "the other chapters"
             return "the other chapters" if file in READS_EXECUTED_CHAPTERS else file
 
     return ChaptersFirst(config, log)
 
 
 def _handed_out_order(nodeid: str) -> tuple[int, int]:
-    """The chapters first (as collected, those that train in the order of chapters.TRAINING_CHAPTERS, as `companion
+    """The chapters first (as collected, the tutorial chapters in the order of chapters.TUTORIAL_CHAPTERS, as `companion
     run --jobs 2` runs them), then LONGEST_FIRST in its order, then the other test files as collected."""
-    from companion.pages.chapters import TRAINING_CHAPTERS
+    from companion.pages.chapters import TUTORIAL_CHAPTERS
 
     file = nodeid.split("::")[0]
     if not file.startswith("tests/"):
         stem = Path(file).stem
-        return 0, TRAINING_CHAPTERS.index(stem) if stem in TRAINING_CHAPTERS else 0
+        return 0, TUTORIAL_CHAPTERS.index(stem) if stem in TUTORIAL_CHAPTERS else 0
     return 1 + (LONGEST_FIRST.index(file) if file in LONGEST_FIRST else len(LONGEST_FIRST)), 0
 
 

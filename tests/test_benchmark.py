@@ -7,8 +7,10 @@ import pytest
 import dataclasses
 
 from companion import data
+from companion.data import layout as layout_module
 from companion.core import profiles
 from companion.training import benchmark, peer
+from companion.tutorials import setups
 
 pytestmark = pytest.mark.skipif(not os.environ.get("COMPANION_DATA_DIR"),
                                 reason="needs the real images: set COMPANION_DATA_DIR")
@@ -25,14 +27,18 @@ def test_benchmark_reports_pipeline_and_training_speed():
 
 
 def test_the_peer_reads_the_same_files_as_the_runner(tmp_path):
-    smoke = profiles.get("smoke")
-    folder = peer.tutorial_folder(smoke, tmp_path)
+    """The 2020 tutorial's images under each profile: smoke, the first 100 per class and split; offline, every file
+    of each class folder."""
     layout = data.load_layout(data.dataset_root())
-    for split in data.SPLITS:
-        for label, name in enumerate(data.CLASS_NAMES):
-            linked = sorted(p.resolve() for p in (folder / split / name).iterdir())
-            read = sorted(p.resolve() for p, found in layout.labelled(split, smoke.images_per_class) if found == label)
-            assert linked == read and len(read) == smoke.images_per_class
+    for profile in ("smoke", "offline"):
+        s = setups.setup(peer.RECIPE, profiles.get(profile))
+        folder = peer.tutorial_folder(s, tmp_path / profile)
+        for split in data.SPLITS:
+            for label, name in enumerate(data.CLASS_NAMES):
+                linked = sorted(p.resolve() for p in (folder / split / name).iterdir())
+                read = sorted(p.resolve() for p, found in layout.labelled(split, s.images_per_class) if found == label)
+                on_disk = len(list((layout.root / layout_module.DATASET_FOLDER / split / name).iterdir()))
+                assert linked == read and len(read) == (100 if profile == "smoke" else on_disk)
 
 
 def test_the_runner_and_the_bare_keras_peer_alternate_on_the_same_images():

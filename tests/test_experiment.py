@@ -197,10 +197,10 @@ def test_the_course_says_whether_a_cost_lasted_faded_or_was_never_detected():
 
 def test_every_profile_plans_the_2020_fine_tuning_over_the_tutorials_epochs_on_images_it_has():
     """Each profile's plan over a whole fine-tuning: the tutorial's own 10 fine-tuning epochs (smoke: 2), each
-    epoch's batches within the profile's training images (offline: 300 per class, 600; smoke: 200; gpu and full:
-    the tutorial's 2,000), every early point the end of an epoch, under the pinned Keras, with an interval."""
+    epoch's batches within the profile's training images (smoke: 100 per class, 200; the others: the tutorial's
+    2,000), every early point the end of an epoch, under the pinned Keras, with an interval."""
     recipe = recipes.MOBILENET_V2_2020
-    training_images = {"smoke": 200, "offline": 600, "gpu": 2000, "full": 2000}
+    training_images = {"smoke": 200, "offline": 2000, "gpu": 2000, "full": 2000}
     for name, profile in profiles.PROFILES.items():
         plan = profile.lasting_for(recipe)
         assert plan.epochs == (2 if name == "smoke" else recipe.phase2_epochs) and recipe.phase2_epochs == 10

@@ -101,8 +101,12 @@ def test_setups_follow_the_profile():
         2, 1, 150, 300)
     assert offline.epochs_text.startswith("2 + 1 instead of the recipe's 20 + 10: the guide's 20 + 10 epochs")
     mobilenet = setups.setup(recipes.MOBILENET_V2_2020, profiles.get("offline"))
-    # Phase 1 at the tutorial's own 10 epochs; one epoch of each way of fine-tuning instead of 10.
+    # Phase 1 at the tutorial's own 10 epochs on all its images; one epoch of each way of fine-tuning instead of 10.
     assert (mobilenet.phase1_epochs, mobilenet.phase2_epochs, mobilenet.image_size) == (10, 1, 160)
+    assert (mobilenet.images_per_class, dict(mobilenet.rows())["data"]) == (
+        None, f"{recipes.SHARED_DATASET}, all images")
+    assert setups.setup(recipes.MOBILENET_V2_2019, profiles.get("offline")).images_per_class is None
+    assert setups.setup(recipes.MOBILENET_V2_2020, profiles.get("smoke")).images_per_class == 100
     assert mobilenet.epochs_text.startswith("10 + 1 instead of the recipe's 10 + 10: every way of fine-tuning for")
     assert setups.setup(recipes.MOBILENET_V2_2020, profiles.get("full")).epochs_text == "10 + 10 (the recipe's own)"
     assert "not Keras' ImageNet weights" in mobilenet.weights_label

@@ -33,14 +33,14 @@ ROOT = PACKAGE.parent  # the clone, when the companion runs from one
 # Each recipe's own chapter: `companion run RECIPE` runs it.
 RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
                    "Xception 2020": "keras_guide_xception_2020"}
-# The chapters that train the tutorials' models on the images (the side-by-side page shows the three recipe pages'
-# runs; the guard's chapter fits the 2020 recipe with the guard), in the order they run: with two jobs,
-# `companion run --all --jobs 2` runs them in one process, and the other chapters in another in book order
-# (tests/conftest.py shares the chapters out to its two workers the same way). The guard's chapter comes last: it
-# reads the matrix, which the other process's summary computes meanwhile (first, it would compute it itself and hold
-# up the training). What two chapters would both compute (a matrix, the packaged weights' export) is computed once:
+# The tutorial pages, which train the tutorials' models on the images, and the side-by-side page, which shows their
+# runs, in the order they run: with two jobs, `companion run --all --jobs 2` runs them in one process, and the other
+# chapters in another in book order (tests/conftest.py shares the chapters out to its two workers the same way). They
+# are the longer of the two in the offline build (the account on the verification page), so the offline weights' page
+# and the guard's chapter, which fits the 2020 recipe, run in the other, the guard's after the summary has computed
+# the matrix it reads. What two chapters would both compute (a matrix, the packaged weights' export) is computed once:
 # the cache's lock makes the second wait for it.
-TRAINING_CHAPTERS = ("offline_weights", *RECIPE_CHAPTERS.values(), "side_by_side", "guard_your_fine_tuning")
+TUTORIAL_CHAPTERS = (*RECIPE_CHAPTERS.values(), "side_by_side")
 GLUED = "application/papermill.record/"  # myst-nb's mime prefix for a value glued without display
 
 
@@ -75,15 +75,15 @@ def chapters() -> dict[str, Path]:
 
 
 def lanes(names: list[str], jobs: int) -> list[list[str]]:
-    """The chapters ``names`` shared out to ``jobs`` processes (1 or 2): with two, those that train in the order of
-    :data:`TRAINING_CHAPTERS`, the others in the order given; empty lists left out."""
+    """The chapters ``names`` shared out to ``jobs`` processes (1 or 2): with two, the tutorial chapters in the order
+    of :data:`TUTORIAL_CHAPTERS`, the others in the order given; empty lists left out."""
     if jobs == 1:
         return [list(names)]
     if jobs != 2:
         raise ChapterError(f"--jobs must be 1 or 2, not {jobs}")
-    training = sorted((name for name in names if find(name).stem in TRAINING_CHAPTERS),
-                      key=lambda name: TRAINING_CHAPTERS.index(find(name).stem))
-    return [lane for lane in (training, [name for name in names if name not in training]) if lane]
+    tutorials = sorted((name for name in names if find(name).stem in TUTORIAL_CHAPTERS),
+                       key=lambda name: TUTORIAL_CHAPTERS.index(find(name).stem))
+    return [lane for lane in (tutorials, [name for name in names if name not in tutorials]) if lane]
 
 
 def find(name: str) -> Path:

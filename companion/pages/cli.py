@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     "names (`companion recipes`), any case; in order")
     run.add_argument("--all", action="store_true", help="every chapter, in book order")
     run.add_argument("--jobs", type=int, choices=(1, 2), default=1,
-                     help="2: the chapters that train in one process and the others in another, at the same time")
+                     help="2: the tutorial chapters in one process and the others in another, at the same time")
     run.add_argument("--no-progress", action="store_true", help="no progress bar per chapter")
     run.add_argument("--in-lane", action="store_true", help=argparse.SUPPRESS)  # one lane of a `--jobs 2` run
     run.add_argument("--profile", default="smoke", help=f"one of: {profile_names}")

@@ -61,12 +61,12 @@ class PeerComparison:
                                  f"ratio {self.ratio:.3f}")
 
 
-def tutorial_folder(profile: Profile, into: Path) -> Path:
-    """The profile's share of the images (the same files :func:`companion.data.load_splits` reads) linked into
+def tutorial_folder(s: setups.Setup, into: Path) -> Path:
+    """The setup's share of the images (the same files :func:`companion.data.load_splits` reads) linked into
     ``into/{train,validation}/{cats,dogs}``, the layout ``image_dataset_from_directory`` reads."""
     layout = data.load_layout(data.dataset_root())
     for split in data.SPLITS:
-        for path, label in layout.labelled(split, profile.images_per_class):
+        for path, label in layout.labelled(split, s.images_per_class):
             folder = into / split / data.CLASS_NAMES[label]
             folder.mkdir(parents=True, exist_ok=True)
             (folder / path.name).symlink_to(path)
@@ -120,7 +120,7 @@ def compare(profile: Profile, pairs: int = 2, seed: int = 0) -> PeerComparison:
     s = setups.setup(RECIPE, profile)
     found: dict[str, list[float]] = {"runner": [], "peer": [], "runner_accuracy": [], "peer_accuracy": []}
     with tempfile.TemporaryDirectory(prefix="companion-peer-") as temporary:
-        folder = tutorial_folder(profile, Path(temporary))
+        folder = tutorial_folder(s, Path(temporary))
         images = {split: sum(1 for _ in (folder / split).rglob("*.*")) for split in data.SPLITS}
 
         def run_runner() -> None:

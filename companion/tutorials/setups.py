@@ -2,7 +2,8 @@
 
 - ``offline`` and ``smoke``: the recipe's own architecture with the packaged pretrained weights
   (:mod:`companion.tutorials.backbones`) on the shared ``cats_and_dogs_filtered`` images; ``smoke`` at small inputs on a
-  subset, ``offline`` at the recipe's own input size on all of them.
+  subset, ``offline`` at the recipe's own input size, on all of them or on the profile's subset
+  (:meth:`companion.core.profiles.Profile.images_for`).
 - ``full``: the recipe's own dataset, input size and epochs, with Keras' ImageNet weights.
 
 Where a profile does not run a recipe's own epochs, the setup says which it runs and why (:attr:`Setup.epochs_note`),
@@ -68,7 +69,7 @@ def setup(recipe: Recipe, profile: Profile, dataset: recipes.Dataset | None = No
     phase1, phase2 = (chosen.phase1, chosen.fine_tuning) if chosen else (recipe.phase1_epochs, recipe.phase2_epochs)
     dataset = dataset or (recipe.dataset if profile.recipe_data else recipes.SHARED_DATASET)
     return Setup(recipe, profile.name, profile.weights, recipe.architecture, profile.image_size(recipe.architecture),
-                 dataset, profile.images_per_class, phase1, phase2, chosen.why if chosen else "")
+                 dataset, profile.images_for(recipe), phase1, phase2, chosen.why if chosen else "")
 
 
 def load_base(s: Setup):
