@@ -182,20 +182,22 @@ class Profile:
 
     def experiment_for(self, recipe) -> ExperimentPlan:
         """The experiment's plan for ``recipe`` under this profile."""
-        for plan in self.experiments:
-            if plan.recipe == recipe.name:
-                return plan
-        planned = ", ".join(plan.recipe for plan in self.experiments) or "none"
-        raise ValueError(f"the profile {self.name!r} plans no experiment for {recipe.name!r}; it plans: {planned}")
+        return _plan_for(recipe, self.experiments, f"the profile {self.name!r} plans no experiment")
 
     def lasting_for(self, recipe) -> ExperimentPlan:
         """The plan of the experiment over a whole fine-tuning (:attr:`lasting`) for ``recipe`` under this profile."""
-        for plan in self.lasting:
-            if plan.recipe == recipe.name:
-                return plan
-        planned = ", ".join(plan.recipe for plan in self.lasting) or "none"
-        raise ValueError(f"the profile {self.name!r} plans no experiment over a whole fine-tuning for "
-                         f"{recipe.name!r}; it plans: {planned}")
+        return _plan_for(recipe, self.lasting,
+                         f"the profile {self.name!r} plans no experiment over a whole fine-tuning")
+
+
+def _plan_for(recipe, plans: tuple[ExperimentPlan, ...], none: str) -> ExperimentPlan:
+    """The plan of ``plans`` for ``recipe``; where there is none, a ValueError that starts with ``none`` and names
+    the recipes planned."""
+    for plan in plans:
+        if plan.recipe == recipe.name:
+            return plan
+    planned = ", ".join(plan.recipe for plan in plans) or "none"
+    raise ValueError(f"{none} for {recipe.name!r}; it plans: {planned}")
 
 
 SMOKE_EXPERIMENT_WHY = ("the smoke profile checks that every code path runs, not accuracy (its runs fit eagerly, "
