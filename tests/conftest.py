@@ -108,14 +108,16 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def _handed_out_order(nodeid: str) -> tuple[int, int]:
-    """The chapters first (as collected, the tutorial chapters in the order of chapters.TUTORIAL_CHAPTERS, as `companion
-    run --jobs 2` runs them), then LONGEST_FIRST in its order, then the other test files as collected."""
-    from companion.pages.chapters import TUTORIAL_CHAPTERS
+    """The chapters first, as `companion run --jobs 2` orders them (the tutorial chapters in the order of
+    chapters.TUTORIAL_CHAPTERS; the others as collected, chapters.OTHER_CHAPTERS_FIRST first), then LONGEST_FIRST in
+    its order, then the other test files as collected."""
+    from companion.pages.chapters import OTHER_CHAPTERS_FIRST, TUTORIAL_CHAPTERS
 
     file = nodeid.split("::")[0]
     if not file.startswith("tests/"):
         stem = Path(file).stem
-        return 0, TUTORIAL_CHAPTERS.index(stem) if stem in TUTORIAL_CHAPTERS else 0
+        order = TUTORIAL_CHAPTERS if stem in TUTORIAL_CHAPTERS else OTHER_CHAPTERS_FIRST
+        return 0, order.index(stem) if stem in order else len(order)
     return 1 + (LONGEST_FIRST.index(file) if file in LONGEST_FIRST else len(LONGEST_FIRST)), 0
 
 

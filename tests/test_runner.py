@@ -297,6 +297,23 @@ def test_phase_1s_validation_accuracy_from_fit_is_what_a_predict_pass_counts(tra
 
 
 @needs_images
+def test_a_phase1_trained_elsewhere_is_kept_for_the_experiment_once(trained, tmp_path, monkeypatch):
+    """A tutorial page offers its phase 1 (runner.offer_phase1): kept where the setup has none, then what the
+    experiment resumes; a second offer leaves the first in place (results kept under its hash stay valid)."""
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    s = setups.setup(recipes.MOBILENET_V2_2020, TINY)
+    d = runner.load_data(s, 8, 0)
+    page = runner.kept_phase1(cache.Folder.existing(tmp_path / "kept" / "phase1"))  # the fixture's phase 1
+    assert runner.offer_phase1(s, d, 0, 8, page)
+    other = dataclasses.replace(page, base_weights=[w + 1 for w in page.base_weights])
+    assert not runner.offer_phase1(s, d, 0, 8, other)
+    resumed, was_resumed = runner.phase1_or_resume(s, d, 0, runner.phase1_folder(s, d, 0, 8))
+    assert was_resumed and resumed.result == page.result
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.base_weights + resumed.head_weights,
+                                                     page.base_weights + page.head_weights))
+
+
+@needs_images
 def test_fine_tuning_over_several_epochs_of_a_pairs_batch_is_measured_across_them(trained, tmp_path):
     """The experiment over a whole fine-tuning (Profile.lasting) fits several epochs of a pair's batches; its early
     points count batches across epochs, so with one batch per epoch, after 1 and 2 batches is after epochs 1 and 2."""

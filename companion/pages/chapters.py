@@ -35,12 +35,16 @@ RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": 
                    "Xception 2020": "keras_guide_xception_2020"}
 # The tutorial pages, which train the tutorials' models on the images, and the side-by-side page, which shows their
 # runs, in the order they run: with two jobs, `companion run --all --jobs 2` runs them in one process, and the other
-# chapters in another in book order (tests/conftest.py shares the chapters out to its two workers the same way). They
-# are the longer of the two in the offline build (the account on the verification page), so the offline weights' page
-# and the guard's chapter, which fits the 2020 recipe, run in the other, the guard's after the summary has computed
-# the matrix it reads. What two chapters would both compute (a matrix, the packaged weights' export) is computed once:
-# the cache's lock makes the second wait for it.
-TUTORIAL_CHAPTERS = (*RECIPE_CHAPTERS.values(), "side_by_side")
+# chapters in another (tests/conftest.py shares the chapters out to its two workers the same way). They are the longer
+# of the two in the offline build (the account on the verification page), so the offline weights' page and the
+# guard's chapter, which fits the 2020 recipe, run in the other. The 2020 page comes first: the experiment fine-tunes
+# from its phase 1 (companion.training.runner.offer_phase1) rather than train the same phase 1 again.
+TUTORIAL_CHAPTERS = ("mobilenet_v2_2020", "mobilenet_v2_2019", "keras_guide_xception_2020", "side_by_side")
+# The other process runs its chapters in book order, these first: the summary computes the matrix the other chapters
+# read (the guard's among them), and meanwhile the tutorial pages' process trains the 2020 page's phase 1, which the
+# introduction's experiment then fine-tunes from. What two chapters would both compute (a matrix, the packaged
+# weights' export) is computed once: the cache's lock makes the second wait for it.
+OTHER_CHAPTERS_FIRST = ("summary",)
 GLUED = "application/papermill.record/"  # myst-nb's mime prefix for a value glued without display
 
 
@@ -76,14 +80,18 @@ def chapters() -> dict[str, Path]:
 
 def lanes(names: list[str], jobs: int) -> list[list[str]]:
     """The chapters ``names`` shared out to ``jobs`` processes (1 or 2): with two, the tutorial chapters in the order
-    of :data:`TUTORIAL_CHAPTERS`, the others in the order given; empty lists left out."""
+    of :data:`TUTORIAL_CHAPTERS`, the others in the order given after :data:`OTHER_CHAPTERS_FIRST`; empty lists left
+    out."""
     if jobs == 1:
         return [list(names)]
     if jobs != 2:
         raise ChapterError(f"--jobs must be 1 or 2, not {jobs}")
-    tutorials = sorted((name for name in names if find(name).stem in TUTORIAL_CHAPTERS),
-                       key=lambda name: TUTORIAL_CHAPTERS.index(find(name).stem))
-    return [lane for lane in (tutorials, [name for name in names if name not in tutorials]) if lane]
+    def order(chosen: tuple[str, ...]):
+        return lambda name: chosen.index(find(name).stem) if find(name).stem in chosen else len(chosen)
+
+    tutorials = sorted((name for name in names if find(name).stem in TUTORIAL_CHAPTERS), key=order(TUTORIAL_CHAPTERS))
+    others = sorted((name for name in names if name not in tutorials), key=order(OTHER_CHAPTERS_FIRST))
+    return [lane for lane in (tutorials, others) if lane]
 
 
 def find(name: str) -> Path:

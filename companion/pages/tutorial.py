@@ -99,6 +99,8 @@ class Page:
                                               time.perf_counter() - started)
         base, head = _base_and_head(model)
         self.trained_phase1 = runner.Phase1(self.phase1_result, base.get_weights(), head.get_weights())
+        if len(self.phase1_result.history.epochs) == self.setup.phase1_epochs:  # the setup's phase 1, as it says
+            runner.offer_phase1(self.setup, d, self.run.seed, self.recipe.batch_size, self.trained_phase1)
 
     @contextlib.contextmanager
     def fine_tuning(self, way: Way, model, base) -> Iterator[runner.FineTuningRecorder]:

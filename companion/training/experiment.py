@@ -370,8 +370,8 @@ def run(recipe: Recipe, profile: Profile, seed: int = 0, phase1_epochs: int | No
     checkpoints = checkpoints or runner.checkpoint_dir(s, seed)
     # A kept folder is emptied when its key changes: a shorter phase 1 keeps its own, next to the chapter's.
     suffix = "" if own else f"-{s.phase1_epochs}-epochs"
-    if phase1 is None:
-        kept_phase1 = cache.Folder(checkpoints / f"phase1{suffix}", key)
+    if phase1 is None:  # the runner's, or a tutorial page's (runner.offer_phase1)
+        kept_phase1 = runner.phase1_folder(s, d, seed, batch_size, checkpoints, suffix)
         phase1, _ = runner.phase1_or_resume(s, d, seed, kept_phase1, run_eagerly=plan.eager)
     elif not own:
         raise ValueError("a given phase 1 is the setup's own: leave phase1_epochs unset")

@@ -290,6 +290,25 @@ def keep_phase1(kept: cache.Folder, phase1: Phase1) -> None:
                                     "sha256": kept.sha256("phase1.npz")})
 
 
+def offer_phase1(s: Setup, d: Data, seed: int, batch_size: int, phase1: Phase1) -> bool:
+    """Keep ``phase1``, trained elsewhere as the setup says (a tutorial page's), as the setup's phase 1 where none is
+    kept, so that the experiment (:mod:`companion.training.experiment`) fine-tunes from it instead of training the
+    same phase 1 again; whether it was kept. A phase 1 already kept stays: results kept under its hash stay valid."""
+    kept = phase1_folder(s, d, seed, batch_size)
+    if kept_phase1(kept) is not None:
+        return False
+    keep_phase1(kept, phase1)
+    return True
+
+
+def phase1_folder(s: Setup, d: Data, seed: int, batch_size: int, checkpoints: Path | None = None,
+                  suffix: str = "") -> cache.Folder:
+    """Where the setup's phase 1 is kept: ``checkpoints/phase1`` (by default in :func:`checkpoint_dir`), with
+    ``suffix`` for a phase 1 other than the setup's own."""
+    return cache.Folder(Path(checkpoints or checkpoint_dir(s, seed)) / f"phase1{suffix}",
+                        run_key(s, d, seed, batch_size))
+
+
 def run_key(s: Setup, d: Data, seed: int, batch_size: int, **extra) -> dict:
     """Everything a kept result depends on (the code's fingerprint is added by :class:`companion.core.cache.Folder`)."""
     return {"setup": repr(s), "seed": seed, "batch_size": batch_size, "versions": versions(),
@@ -310,7 +329,7 @@ def run(s: Setup, seed: int = 0, batch_size: int | None = None, checkpoints: Pat
     ways = ways or recipes.ways_compared(s.recipe)
     d = load_data(s, batch_size, seed)
     key = run_key(s, d, seed, batch_size)
-    kept_phase1 = None if checkpoints is None else cache.Folder(Path(checkpoints) / "phase1", key)
+    kept_phase1 = None if checkpoints is None else phase1_folder(s, d, seed, batch_size, checkpoints)
     kept = None if checkpoints is None else cache.Folder(Path(checkpoints) / "fine-tuning", {
         **key, "ways": [way.key for way in ways], "early_batches": early_batches})
     phase1, resumed_phase1 = phase1_or_resume(s, d, seed, kept_phase1, verbose, run_eagerly)
