@@ -58,7 +58,7 @@ $(VENV)/.installed-$(TF_EXTRA): pyproject.toml constraints.txt companion/assets/
 	$(BIN)/companion variants install --releases
 	touch $@
 
-# The chapters are executed first, two processes at a time (the chapters that train in one, the others in the other:
+# The chapters are executed first, two processes at a time (the tutorial chapters in one, the others in the other:
 # `companion run --jobs 2`), into _build/executed; the HTML is then built from those executions. A tutorial page that
 # misses its accuracy target by more than the profile allows stops the build there (status 1, the page named).
 book: setup
