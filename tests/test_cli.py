@@ -97,10 +97,11 @@ def test_a_failing_chapter_is_one_line_naming_the_cell_and_a_summary_is_still_wr
 def test_two_jobs_run_the_tutorial_chapters_apart_from_the_others_the_summary_first():
     names = list(chapters.chapters())
     tutorials, others = chapters.lanes(names, 2)
-    assert tutorials == ["mobilenet_v2_2020", "mobilenet_v2_2019", "keras_guide_xception_2020", "side_by_side"]
+    assert tutorials == ["mobilenet_v2_2020", "mobilenet_v2_2019", "keras_guide_xception_2020", "side_by_side",
+                         "offline_weights"]
     assert others == ["summary", "introduction", "trainable_versus_training", "keras3_surprise", "keras_versions",
-                      "is_my_model_affected", "guard_your_fine_tuning", "offline_weights", "claims_audit",
-                      "upstream_reports", "how_it_is_verified", "api"]
+                      "is_my_model_affected", "guard_your_fine_tuning", "claims_audit", "upstream_reports",
+                      "how_it_is_verified", "api"]
     assert chapters.lanes(["api", "mobilenet_v2_2019", "summary"], 2) == [["mobilenet_v2_2019"], ["summary", "api"]]
     assert chapters.lanes(names, 1) == [names] and chapters.lanes(["summary"], 2) == [["summary"]]
     with pytest.raises(chapters.ChapterError, match="--jobs must be 1 or 2"):

@@ -33,16 +33,18 @@ ROOT = PACKAGE.parent  # the clone, when the companion runs from one
 # Each recipe's own chapter: `companion run RECIPE` runs it.
 RECIPE_CHAPTERS = {"MobileNetV2 2019": "mobilenet_v2_2019", "MobileNetV2 2020": "mobilenet_v2_2020",
                    "Xception 2020": "keras_guide_xception_2020"}
-# The tutorial pages, which train the tutorials' models on the images, and the side-by-side page, which shows their
-# runs, in the order they run: with two jobs, `companion run --all --jobs 2` runs them in one process, and the other
-# chapters in another (tests/conftest.py shares the chapters out to its two workers the same way). They are the longer
-# of the two in the offline build (the account on the verification page), so the offline weights' page and the
-# guard's chapter, which fits the 2020 recipe, run in the other. The 2020 page comes first: the experiment fine-tunes
-# from its phase 1 (companion.training.runner.offer_phase1) rather than train the same phase 1 again.
-TUTORIAL_CHAPTERS = ("mobilenet_v2_2020", "mobilenet_v2_2019", "keras_guide_xception_2020", "side_by_side")
+# The tutorial pages, which train the tutorials' models on the images, the side-by-side page, which shows their runs,
+# and the offline weights' page, about the bases they train on, in the order they run: with two jobs, `companion run
+# --all --jobs 2` runs them in one process, and the other chapters in another (tests/conftest.py shares the chapters
+# out to its two workers the same way). The 2020 page comes first: the experiment fine-tunes from its phase 1
+# (companion.training.runner.offer_phase1) rather than train the same phase 1 again. The guard's chapter, which fits
+# the 2020 recipe, runs in the other process, where the matrix it reads is computed: with it, this process would be
+# the longer by far in the offline build (the account on the verification page).
+TUTORIAL_CHAPTERS = ("mobilenet_v2_2020", "mobilenet_v2_2019", "keras_guide_xception_2020", "side_by_side",
+                     "offline_weights")
 # The other process runs its chapters in book order, these first: the summary computes the matrix the other chapters
 # read (the guard's among them), and meanwhile the tutorial pages' process trains the 2020 page's phase 1, which the
-# introduction's experiment then fine-tunes from. What two chapters would both compute (a matrix, the packaged
+# experiment, computed by the first of these chapters to show it, then fine-tunes from. What two chapters would both compute (a matrix, the packaged
 # weights' export) is computed once: the cache's lock makes the second wait for it.
 OTHER_CHAPTERS_FIRST = ("summary",)
 GLUED = "application/papermill.record/"  # myst-nb's mime prefix for a value glued without display
